@@ -38,7 +38,26 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The test suite (pass pytest options after ``--``)."""
     install(session, "test")
-    session.run("pytest", *session.posargs)
+    # tests/docs checks a built site: the docs session runs it after building both editions.
+    session.run("pytest", "--ignore=tests/docs", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the lesson site, both editions, warnings as errors, then test the built pages.
+
+    Output: docs/_build/html/{instructor,student}, browser screenshots in docs/_build/screenshots.
+    ``nox -s docs -- --student`` (or ``--instructor``) builds only that edition and skips the tests.
+    """
+    install(session, "docs", "test")
+    chosen = [arg.removeprefix("--") for arg in session.posargs]
+    unknown = sorted(set(chosen) - {"instructor", "student"})
+    if unknown:
+        session.error(f"unknown option(s) {unknown}: use --student or --instructor, or nothing for both")
+    for edition in chosen or ["instructor", "student"]:
+        session.run("python", "docs/_ext/lesson_editions.py", edition)
+    if not chosen:
+        session.run("pytest", "tests/docs")
 
 
 @nox.session
