@@ -1,0 +1,137 @@
+r"""DeepSeek-MoE: many small routed experts, top-k routing by a sigmoid gate, shared experts.
+
+For a token ``u``, each routed expert ``i`` gets an affinity ``s_i = sigmoid(u \cdot e_i)``.
+The experts are *chosen* by ``s_i + b_i``, where ``b`` is a per-expert correction bias, but
+*weighted* by the unbiased ``s_i``, normalised over the chosen ones and scaled:
+
+.. math::  y = u + \sum_{j=1}^{N_s} \mathrm{FFN}^{(s)}_j(u)
+              + \gamma \sum_{i \in \mathrm{TopK}(s + b)} \frac{s_i}{\sum_{k \in \mathrm{TopK}} s_k}\, \mathrm{FFN}_i(u)
+
+with ``gamma = routed_scaling_factor`` (the residual ``u +`` lives in the decoder layer).
+Each token runs ``num_experts_per_tok`` routed experts plus the shared ones, so the compute per
+token is a small fraction of the parameters. With ``n_group > 1`` routing is group-limited:
+groups are ranked by the sum of their two best biased scores, only ``topk_group`` groups stay
+(the others are masked with ``-inf``), and the top-k experts are picked among those.
+
+The bias replaces an auxiliary balancing loss (DeepSeek-V3's "auxiliary-loss-free" balancing):
+it is not trained by gradient; after each step, ``b_i += gamma_b * sign(mean load - load_i)``
+(:func:`update_correction_bias`) nudges overloaded experts down and idle ones up.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import Config
+from .mlp import SwiGLU
+
+
+class Router(nn.Module):
+    """Sigmoid gate with a selection-only correction bias and group-limited top-k.
+
+    Args:
+        cfg: uses ``hidden_size``, ``n_routed_experts``, ``num_experts_per_tok``, ``n_group``,
+            ``topk_group``, ``norm_topk_prob`` and ``routed_scaling_factor``.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.top_k, self.n_group, self.topk_group = cfg.num_experts_per_tok, cfg.n_group, cfg.topk_group
+        self.norm_topk_prob, self.scaling = cfg.norm_topk_prob, cfg.routed_scaling_factor
+        self.weight = nn.Parameter(torch.empty(cfg.n_routed_experts, cfg.hidden_size))  # one centroid e_i each
+        # A buffer, not a parameter: no gradient moves it, update_correction_bias does.
+        self.register_buffer("e_score_correction_bias", torch.zeros(cfg.n_routed_experts))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x``: ``(N, hidden)`` tokens. Returns ``weights`` ``(N, k)`` and expert ``indices`` ``(N, k)``."""
+        N = x.shape[0]
+        scores = torch.sigmoid(F.linear(x.float(), self.weight.float()))  # (N, E) affinities s_i
+        biased = scores + self.e_score_correction_bias  # (N, E) used only to choose
+        if self.n_group > 1:
+            grouped = biased.view(N, self.n_group, -1)  # (N, G, E/G)
+            group_scores = grouped.topk(2, dim=-1).values.sum(dim=-1)  # (N, G): sum of the best two
+            kept = group_scores.topk(self.topk_group, dim=-1).indices  # (N, topk_group)
+            dropped = torch.ones_like(group_scores, dtype=torch.bool).scatter(1, kept, False)
+            biased = grouped.masked_fill(dropped[..., None], float("-inf")).flatten(1)  # never chosen
+        indices = biased.topk(self.top_k, dim=-1).indices  # (N, k)
+        weights = scores.gather(1, indices)  # (N, k) unbiased s_i of the chosen experts
+        if self.norm_topk_prob:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        return (weights * self.scaling).to(x.dtype), indices
+
+
+class Experts(nn.Module):
+    """``n_routed_experts`` SwiGLU experts stored as stacked weights, run only where tokens use them.
+
+    Stacking (one ``(E, I, H)`` tensor per projection, as transformers 5 does) keeps a
+    384-expert layer three parameters instead of 1,152 modules.
+
+    Args:
+        cfg: uses ``n_routed_experts``, ``hidden_size`` and ``moe_intermediate_size``.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        E, H, I = cfg.n_routed_experts, cfg.hidden_size, cfg.moe_intermediate_size
+        self.gate_proj = nn.Parameter(torch.empty(E, I, H))
+        self.up_proj = nn.Parameter(torch.empty(E, I, H))
+        self.down_proj = nn.Parameter(torch.empty(E, H, I))
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """``x``: ``(N, H)``; ``weights``, ``indices``: ``(N, k)``. Returns ``sum_k weight * expert(x)``, ``(N, H)``."""
+        k = indices.shape[1]
+        flat = indices.flatten()  # (N*k,) expert of each (token, slot)
+        order = flat.argsort()  # (token, slot) pairs grouped by expert
+        counts = torch.bincount(flat, minlength=self.gate_proj.shape[0]).tolist()
+        out = torch.zeros_like(x)
+        start = 0
+        for expert, count in enumerate(counts):
+            if count == 0:
+                continue  # an expert no token chose costs nothing
+            pairs = order[start : start + count]
+            start += count
+            tokens = pairs // k
+            h = x[tokens]  # (count, H)
+            y = F.linear(F.silu(F.linear(h, self.gate_proj[expert])) * F.linear(h, self.up_proj[expert]),
+                         self.down_proj[expert])  # fmt: skip
+            out.index_add_(0, tokens, y * weights.flatten()[pairs, None])
+        return out
+
+
+class MoE(nn.Module):
+    """Router, routed experts and always-on shared experts.
+
+    Args:
+        cfg: the MoE fields; the shared experts form one SwiGLU of width
+            ``n_shared_experts * moe_intermediate_size``.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.gate = Router(cfg)
+        self.experts = Experts(cfg)
+        self.shared_experts = SwiGLU(cfg.hidden_size, cfg.n_shared_experts * cfg.moe_intermediate_size)
+        self.last_expert_load: torch.Tensor | None = None  # tokens per expert in the last call
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, H) -> (B, T, H)
+        tokens = x.reshape(-1, x.shape[-1])  # (N, H)
+        weights, indices = self.gate(tokens)  # (N, k), (N, k)
+        self.last_expert_load = torch.bincount(indices.flatten(), minlength=self.experts.gate_proj.shape[0])
+        routed = self.experts(tokens, weights, indices)
+        return (routed + self.shared_experts(tokens)).view_as(x)  # shared experts: unweighted, always on
+
+
+@torch.no_grad()
+def update_correction_bias(bias: torch.Tensor, expert_load: torch.Tensor, gamma: float = 1e-3) -> torch.Tensor:
+    """DeepSeek-V3's auxiliary-loss-free balancing step, in place: ``b_i += gamma * sign(mean - load_i)``.
+
+    Args:
+        bias: ``(E,)`` the router's ``e_score_correction_bias``.
+        expert_load: ``(E,)`` tokens routed to each expert in the last step.
+        gamma: the bias update speed (0.001 in DeepSeek-V3's training).
+    """
+    load = expert_load.float()
+    bias += gamma * torch.sign(load.mean() - load)
+    return bias
