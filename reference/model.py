@@ -121,9 +121,9 @@ class SimpleKimiK2(nn.Module):
 
         Nothing is downloaded. A missing, unexpected or mis-shaped tensor raises an error naming it.
         """
-        from .loading import load_hf_state_dict
+        from .loading import checkpoint_folder, load_hf_state_dict
 
-        config = Config.from_hf(folder)
+        config = Config.from_hf(checkpoint_folder(folder))
         with torch.device("meta"):
             model = cls(config)
         state = load_hf_state_dict(folder, model)
