@@ -1,37 +1,54 @@
-"""Run untrusted submission code in a child process, with limits, and bring back JSON.
+"""Run untrusted submission code away from the grader, within limits, and bring back JSON observations.
 
-First implementation (plain child process): every ``run`` starts ``python -I`` in a fresh
-private scratch directory holding only the given files, with resource limits, and kills
-the whole process group at the wall-time limit. The probe's result comes back over a
-dedicated pipe (never stdout), size-capped and parsed as JSON. Isolation proper
-(bubblewrap, namespaces, a pre-imported zygote) replaces the process start-up later
-without changing this interface.
+A ``Sandbox`` keeps one long-lived worker per job slot. Each worker is a *zygote*: a Python process
+that starts inside bubblewrap (no network, read-only system, none of the repository visible; see
+``grader/_sandbox_bwrap.py``), imports torch once, and then forks a fresh process tree per ``run``
+with its own pid and mount namespaces, an empty tmpfs scratch directory holding only the files
+given, an unprivileged uid and no capabilities (``grader/sandbox_child.py``). So a run costs a few
+forks, not a Python start and a torch import, and nothing of one run (files, processes) reaches the
+next. Without bubblewrap the same zygote runs as a plain child process with resource limits only,
+and ``isolation`` says so plainly; ``require_isolation=True`` refuses to run that way.
+
+The threat model, what this protects and what it does not, is in ``docs/threat-model.md``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import queue
 import re
-import resource
 import secrets
+import selectors
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-_CHILD_SOURCE = (Path(__file__).with_name("sandbox_child.py")).read_text(encoding="utf-8")
-_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+from grader import _sandbox_bwrap
+from grader._sandbox_files import read_submission_files
+from grader._sandbox_verdict import judge
+
+__all__ = ["Limits", "Outcome", "Sandbox", "SandboxUnavailable", "read_submission_files"]
+
+_CHILD_SOURCE = Path(__file__).with_name("sandbox_child.py").read_text(encoding="utf-8")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# A submitted file must not shadow a module the probe or the runtime imports by name.
+_RESERVED = set(sys.stdlib_module_names) | {"torch", "probe", "sitecustomize", "usercustomize", "conftest"}
+_START_SECONDS = 120.0  # a worker's start-up (bubblewrap, Python, import torch) on a slow machine
+_GRACE_SECONDS = 10.0  # the zygote's own reply after a run's wall-time limit
+_UID_BASE = 200_000  # runs drop to uid _UID_BASE + 64 * (pid mod 10000) + slot when we are root
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits of one run; a run that reaches one is killed and reported."""
+    """Resource limits of one run; a run that reaches one is killed, with all its processes, and reported."""
 
     wall_seconds: float = 20.0
     cpu_seconds: float = 20.0
@@ -43,9 +60,10 @@ class Limits:
 
 @dataclass
 class Outcome:
-    """What one run produced: a status, the probe's JSON result when ok, and a message for the learner."""
+    """What one run produced: a status, the probe's JSON result (only when ok), and the learner's message."""
 
-    status: str
+    status: str  # ok | timeout | cpu-limit | memory-limit | process-limit | output-limit | file-limit
+    #             | crashed | exited | bad-result | refused
     result: dict | None
     message: str
     stderr_tail: str
@@ -53,23 +71,147 @@ class Outcome:
 
 
 class SandboxUnavailable(RuntimeError):
-    """Raised when isolation is required but cannot be provided."""
+    """Isolation was required (``require_isolation=True``) but bubblewrap is missing or does not work here."""
+
+
+class _Worker:
+    """One zygote process and the two pipes that talk to it (length-prefixed JSON both ways)."""
+
+    def __init__(self, slot: int, isolated: bool, uid: int) -> None:
+        self.slot, self.isolated, self.uid = slot, isolated, uid
+        self.proc: subprocess.Popen | None = None
+        self.ready = False
+        self.workdir = ""
+
+    def start(self) -> None:
+        """Start the zygote; it imports torch in the background while the grader does other work."""
+        req_r, self.req_w = os.pipe()
+        self.rep_r, rep_w = os.pipe()
+        keep = [str(r) for r in _sandbox_bwrap.python_roots() if Path(r).is_relative_to("/tmp")]
+        argv = ["-I", "-c", _CHILD_SOURCE, "ns" if self.isolated else "plain", str(req_r), str(rep_w)]
+        argv += [str(self.uid), json.dumps(keep)]
+        self.log = tempfile.TemporaryFile()
+        if self.isolated:
+            cmd, env, cwd, pre = _sandbox_bwrap.command(sys.executable, os.geteuid() == 0), {}, "/", None
+        else:
+            self.workdir = tempfile.mkdtemp(prefix="grader-sandbox-")
+            os.chmod(self.workdir, 0o711)  # the run's uid must reach its scratch directory below
+            cmd, env, cwd, pre = [sys.executable], dict(_sandbox_bwrap.ENV), self.workdir, _die_with_parent
+            env["HOME"] = self.workdir
+        self.proc = subprocess.Popen(
+            [*cmd, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=self.log,
+            pass_fds=(req_r, rep_w),
+            start_new_session=True,
+            env=env,
+            cwd=cwd,
+            preexec_fn=pre,
+        )
+        os.close(req_r)
+        os.close(rep_w)
+        self.ready = False
+        self.runs = 0
+
+    def call(self, request: dict, timeout: float) -> dict | None:
+        """Send one request and wait for its reply; None if the worker died or went silent."""
+        if self.proc is None:
+            self.start()
+        if not self.ready:
+            hello = self._read(_START_SECONDS)
+            if hello is None or not hello.get("ready"):
+                return None
+            self.ready = True
+        self.runs += 1
+        if not self.isolated:
+            request["scratch"] = os.path.join(self.workdir, f"run-{self.runs}")
+        body = json.dumps(request).encode()
+        try:
+            os.write(self.req_w, struct.pack("!I", len(body)) + body)
+        except OSError:
+            return None
+        return self._read(timeout)
+
+    def _read(self, timeout: float) -> dict | None:
+        deadline = time.monotonic() + timeout
+        buf = bytearray()
+        need = 4
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.rep_r, selectors.EVENT_READ)
+            while len(buf) < need:
+                if not sel.select(max(0.0, deadline - time.monotonic())):
+                    return None
+                chunk = os.read(self.rep_r, need - len(buf))
+                if not chunk:
+                    return None
+                buf += chunk
+                if need == 4 and len(buf) == 4:
+                    need += struct.unpack("!I", buf)[0]
+        return json.loads(buf[4:])
+
+    def log_tail(self) -> str:
+        """The worker's own stderr (its start-up errors), for a message when it fails."""
+        self.log.seek(0)
+        return self.log.read()[-2000:].decode("utf-8", "replace")
+
+    def stop(self) -> None:
+        """Kill the worker and everything it started (its session; bubblewrap takes the namespaces along)."""
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+            os.close(self.req_w)
+            os.close(self.rep_r)
+            self.log.close()
+            self.proc = None
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = ""
+
+
+def _die_with_parent() -> None:
+    """preexec for a plain worker: die when the grader dies (bubblewrap's --die-with-parent otherwise)."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class Sandbox:
-    """Runs probe calls on submission files in child processes (see module docstring)."""
+    """A pool of ``jobs`` sandbox workers; ``run`` is thread-safe and blocks while all workers are busy."""
 
     def __init__(self, *, jobs: int = 1, limits: Limits = Limits(), require_isolation: bool = False) -> None:
-        if require_isolation:
-            raise SandboxUnavailable(
-                "isolation was required but this sandbox build has no bubblewrap support yet; "
-                "run without --require-isolation"
-            )
-        self.jobs = jobs
+        if not 1 <= jobs <= 64:
+            raise ValueError(f"jobs must be between 1 and 64, not {jobs}")
         self.limits = limits
-        self.isolated = False
-        self.isolation = "REDUCED: plain child process with resource limits only (no bubblewrap)"
-        self._slots = threading.BoundedSemaphore(jobs)
+        as_root = os.geteuid() == 0
+        problem = _sandbox_bwrap.probe_error(as_root)
+        self.isolated = not problem
+        if self.isolated:
+            self.isolation = (
+                "bubblewrap: no network, read-only system, none of the repository visible, private /tmp and "
+                "scratch per run holding only the submitted files, own pid and mount namespaces per run, "
+                + ("an unprivileged uid, " if as_root else "an unprivileged user namespace, ")
+                + "no capabilities; limits on wall time, CPU, memory, processes, file size and output"
+            )
+        elif require_isolation:
+            raise SandboxUnavailable(
+                f"isolation is required but {problem}. Install bubblewrap (on Debian/Ubuntu: `bash .ci/setup`, "
+                "or `apt-get install bubblewrap`), or grade without --require-isolation"
+            )
+        else:
+            self.isolation = (
+                f"REDUCED: {problem}; plain child process with resource limits only: the code could read "
+                "files readable by the grader's user and use the network. Install bubblewrap (`bash .ci/setup`)"
+            )
+        uid_base = _UID_BASE + 64 * (os.getpid() % 10_000) if as_root else -1
+        self._workers = [_Worker(i, self.isolated, uid_base + i if as_root else -1) for i in range(jobs)]
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        for worker in self._workers:
+            worker.start()
+            self._idle.put(worker)
 
     def __enter__(self) -> Sandbox:
         return self
@@ -78,7 +220,9 @@ class Sandbox:
         self.close()
 
     def close(self) -> None:
-        """Release the workers (nothing is held by the plain implementation)."""
+        """Stop every worker. The sandbox cannot be used afterwards."""
+        for worker in self._workers:
+            worker.stop()
 
     def run(
         self,
@@ -88,174 +232,42 @@ class Sandbox:
         args: dict,
         limits: Limits | None = None,
     ) -> Outcome:
-        """Run ``probe.<call>(**args)`` next to ``files`` in a fresh child; never raises for child faults."""
+        """Run ``probe.<call>(**args)`` in a fresh child beside ``files``; child faults give an Outcome, not raise."""
         lim = limits or self.limits
-        for name in files:
-            if not _NAME.fullmatch(name) or name in (".", ".."):
-                return Outcome("refused", None, f"file name {name!r} is not allowed", "", 0.0)
-        with self._slots:
-            return _run_plain(files, probe_source, call, args, lim)
-
-
-def _limit_child(lim: Limits) -> None:
-    """preexec: resource limits of the child (RLIMIT_NPROC does not bind root; see the threat model)."""
-    cpu = max(1, int(lim.cpu_seconds + 0.999))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (lim.file_bytes, lim.file_bytes))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_NPROC, (lim.processes, lim.processes))
-    base = 1536 * 2**20  # address space python + torch map before any user allocation
-    resource.setrlimit(resource.RLIMIT_AS, (base + lim.memory_bytes, base + lim.memory_bytes))
-
-
-def _run_plain(files: dict[str, bytes], probe_source: str, call: str, args: dict, lim: Limits) -> Outcome:
-    start = time.monotonic()
-    scratch = tempfile.mkdtemp(prefix="grader-scratch-")
-    try:
-        for name, data in files.items():
-            Path(scratch, name).write_bytes(data)
+        refused = _refusal(files, lim)
+        if refused:
+            return Outcome("refused", None, refused, "", 0.0)
         nonce = secrets.token_hex(16)
-        request = json.dumps({"probe": probe_source, "call": call, "args": args, "nonce": nonce})
-        res_r, res_w = os.pipe()
-        req_r, req_w = os.pipe()
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": scratch, "OMP_NUM_THREADS": "1"}
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", _CHILD_SOURCE, str(req_r), str(res_w), scratch],
-            cwd=scratch,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            pass_fds=(req_r, res_w),
-            start_new_session=True,
-            preexec_fn=lambda: _limit_child(lim),
-        )
-        os.close(req_r)
-        os.close(res_w)
-        writer = threading.Thread(target=_write_all, args=(req_w, request.encode()), daemon=True)
-        writer.start()
-        out = _Reader(proc.stdout.fileno(), lim.output_bytes)
-        res = _Reader(res_r, lim.output_bytes)
-        deadline = start + lim.wall_seconds
-        killed = ""
-        while proc.poll() is None:
-            if time.monotonic() > deadline:
-                killed = "timeout"
-            elif out.over:
-                killed = "output-limit"
-            if killed:
-                os.killpg(proc.pid, signal.SIGKILL)
-                break
-            time.sleep(0.01)
-        code = proc.wait()
-        _kill_group(proc.pid)
-        out.join(1.0)
-        res.join(1.0)
-        os.close(res_r)
-        proc.stdout.close()
-        tail = _tail(out.data)
-        return _judge(killed, code, res.data, res.over, nonce, tail, lim, time.monotonic() - start)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-    except OSError:
-        pass
-
-
-class _Reader(threading.Thread):
-    """Drain a pipe, keeping at most ``cap`` bytes; ``over`` tells whether more came."""
-
-    def __init__(self, fd: int, cap: int) -> None:
-        super().__init__(daemon=True)
-        self.fd, self.cap, self.data, self.over = fd, cap, b"", False
-        self.start()
-
-    def run(self) -> None:
-        chunks, size = [], 0
-        while True:
-            try:
-                chunk = os.read(self.fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            if size < self.cap:
-                chunks.append(chunk[: self.cap - size])
-            size += len(chunk)
-            if size > self.cap:
-                self.over = True
-            self.data = b"".join(chunks)
-
-
-def _tail(data: bytes, lines: int = 30, chars: int = 4000) -> str:
-    text = data.decode("utf-8", "replace")
-    return "\n".join(text.splitlines()[-lines:])[-chars:]
-
-
-def _judge(
-    killed: str, code: int, raw: bytes, too_big: bool, nonce: str, tail: str, lim: Limits, seconds: float
-) -> Outcome:
-    """Turn how the child ended and what it sent into an Outcome."""
-    if killed == "timeout":
-        msg = (
-            f"stopped after the wall-time limit of {lim.wall_seconds:g} s: the code never finished "
-            "(an endless loop, or far too much work?)"
-        )
-        return Outcome("timeout", None, msg, tail, seconds)
-    if killed == "output-limit":
-        msg = f"stopped: printed more than {lim.output_bytes} bytes; remove the prints from your code"
-        return Outcome("output-limit", None, msg, tail, seconds)
-    if too_big:
-        msg = f"the result was larger than {lim.output_bytes} bytes"
-        return Outcome("bad-result", None, msg, tail, seconds)
-    envelope = None
-    if raw:
+        request = {
+            "files": {name: base64.b64encode(data).decode() for name, data in files.items()},
+            "probe": probe_source,
+            "call": call,
+            "args": args,
+            "limits": asdict(lim),
+            "nonce": nonce,
+            "scratch": "/scratch",
+        }
+        worker = self._idle.get()
         try:
-            envelope = json.loads(raw)
-        except (ValueError, RecursionError):
-            envelope = None
-    if not isinstance(envelope, dict) or envelope.get("nonce") != nonce:
-        if code < 0:
-            sig = signal.Signals(-code).name
-            if -code == signal.SIGXCPU:
-                return Outcome(
-                    "cpu-limit",
-                    None,
-                    f"stopped at the CPU-time limit of {lim.cpu_seconds:g} s",
-                    tail,
-                    seconds,
-                )
-            return Outcome("crashed", None, f"the process was killed by signal {sig}", tail, seconds)
-        return Outcome(
-            "exited",
-            None,
-            f"the process exited with status {code} before returning a result; "
-            "does your code call sys.exit(), exit() or os._exit()?",
-            tail,
-            seconds,
-        )
-    kind = envelope.get("kind")
-    if kind == "ok" and isinstance(envelope.get("result"), dict):
-        return Outcome("ok", envelope["result"], "", tail, seconds)
-    error = str(envelope.get("error", ""))[:2000]
-    if kind == "exit":
-        return Outcome("exited", None, f"the code called {error}; a submission must not exit", tail, seconds)
-    if kind == "memory":
-        msg = f"stopped at the memory limit of {lim.memory_bytes // 2**20} MiB ({error})"
-        return Outcome("memory-limit", None, msg, tail, seconds)
-    if kind == "file":
-        msg = f"stopped at the file-size limit of {lim.file_bytes} bytes ({error})"
-        return Outcome("file-limit", None, msg, tail, seconds)
-    return Outcome("bad-result", None, f"the probe failed: {error}", tail, seconds)
+            start = time.monotonic()
+            reply = worker.call(request, lim.wall_seconds + _GRACE_SECONDS)
+            if reply is None:
+                log = worker.log_tail() if worker.proc is not None else ""
+                worker.stop()
+                msg = "the sandbox worker stopped answering; this run was abandoned (tell your instructor)"
+                return Outcome("crashed", None, msg, log, time.monotonic() - start)
+            return judge(reply, nonce, lim, Outcome)
+        finally:
+            self._idle.put(worker)
+
+
+def _refusal(files: dict[str, bytes], lim: Limits) -> str:
+    """Why ``files`` cannot be run at all ('' when they can): names, shadowed modules, sizes."""
+    for name, data in files.items():
+        if not _NAME.fullmatch(name):
+            return f"the file name {name!r} is not allowed (letters, digits, '_', '.', '-'; no leading dot)"
+        if name.removesuffix(".py") in _RESERVED:
+            return f"the file name {name!r} would shadow the module {name.removesuffix('.py')!r}; rename it"
+        if len(data) > lim.file_bytes:
+            return f"the file {name} is {len(data)} bytes, more than the limit of {lim.file_bytes}"
+    return ""

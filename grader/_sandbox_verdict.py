@@ -1,0 +1,128 @@
+"""Turn the facts of one sandbox run into an ``Outcome``: which limit was hit, what to tell the learner.
+
+The facts come from the trusted zygote (how the run ended, what the supervisor measured) and from
+the result channel, which the untrusted code shares and may have written itself: an envelope counts
+only when it parses, carries this run's nonce and has the expected shape; its content is still only
+an observation that the grader checks against inputs it drew afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from grader.sandbox import Limits, Outcome
+
+TAIL_LINES, TAIL_CHARS = 40, 4000
+
+
+def tail(text: str) -> str:
+    """The last lines of the captured output, size-capped."""
+    return "\n".join(text.splitlines()[-TAIL_LINES:])[-TAIL_CHARS:]
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:g} MiB"
+
+
+def limit_message(status: str, lim: Limits, detail: str = "") -> str:
+    """The learner's message for a run stopped at a limit."""
+    messages = {
+        "timeout": f"stopped after the wall-time limit of {lim.wall_seconds:g} s: the code never finished "
+        "(an endless loop, a blocking call, or far too much work?)",
+        "cpu-limit": f"stopped at the CPU-time limit of {lim.cpu_seconds:g} s: the code computes far too much "
+        "(an endless loop, or a model much larger than asked?)",
+        "memory-limit": f"stopped at the memory limit of {_mib(lim.memory_bytes)}: the code allocates far too "
+        "much (a huge tensor, or a list that keeps growing?)",
+        "process-limit": f"stopped at the limit of {lim.processes} processes and threads: the code starts "
+        "processes or threads (os.fork, multiprocessing, subprocess?), which a submission must not do",
+        "output-limit": f"stopped: the code printed more than {_mib(lim.output_bytes)} to stdout/stderr; "
+        "remove the prints from your model code",
+        "file-limit": f"stopped at the file-size limit of {_mib(lim.file_bytes)}: the code writes large "
+        "files, which a submission must not do",
+    }
+    return messages[status] + (f" ({detail})" if detail else "")
+
+
+def judge(reply: dict, nonce: str, lim: Limits, outcome: type[Outcome]) -> Outcome:
+    """The Outcome of one run, from the zygote's ``reply`` (see ``grader/sandbox_child.py``)."""
+    out = tail(reply.get("tail", ""))
+    seconds = float(reply.get("seconds", 0.0))
+    killed = reply.get("killed", "")
+    if killed in ("output-limit", "timeout"):
+        return outcome(killed, None, limit_message(killed, lim), out, seconds)
+    if killed == "result-limit":
+        msg = f"the observations were larger than {_mib(lim.output_bytes)}; nothing of them was used"
+        return outcome("bad-result", None, msg, out, seconds)
+    try:
+        report = json.loads(reply.get("report") or "null")
+    except ValueError:
+        report = None
+    if not isinstance(report, dict):
+        msg = "the sandbox could not run this code (an internal error of the grader; tell your instructor)"
+        return outcome("crashed", None, msg, out, seconds)
+    if report.get("reason"):
+        return outcome(report["reason"], None, limit_message(report["reason"], lim), out, seconds)
+    envelope = _envelope(reply.get("result", ""), nonce)
+    if envelope is None:
+        return _no_result(int(report.get("exit", 0)), float(report.get("cpu", 0.0)), lim, out, seconds, outcome)
+    return _from_envelope(envelope, lim, out, seconds, outcome)
+
+
+def _envelope(text: str, nonce: str) -> dict | None:
+    """The runner's envelope, if the channel holds exactly one that carries this run's nonce."""
+    if not text:
+        return None
+    try:
+        envelope = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(envelope, dict) or envelope.get("nonce") != nonce or not isinstance(envelope.get("kind"), str):
+        return None
+    return envelope
+
+
+def _no_result(code: int, cpu: float, lim: Limits, out: str, seconds: float, outcome: type[Outcome]) -> Outcome:
+    """The run ended without an envelope: a signal, or an exit before the probe could answer."""
+    if code < 0:
+        sig = -code
+        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= lim.cpu_seconds):
+            return outcome("cpu-limit", None, limit_message("cpu-limit", lim), out, seconds)
+        if sig == signal.SIGXFSZ:
+            return outcome("file-limit", None, limit_message("file-limit", lim), out, seconds)
+        name = signal.Signals(sig).name if sig in signal.valid_signals() else str(sig)
+        msg = (
+            f"the process was killed by signal {name} before it returned a result "
+            "(does the code kill itself, or crash inside native code?)"
+        )
+        return outcome("crashed", None, msg, out, seconds)
+    msg = (
+        f"the process exited with status {code} before it returned a result: does the code call "
+        "sys.exit(), exit(), quit() or os._exit() (at import, perhaps)? A submission must not exit"
+    )
+    return outcome("exited", None, msg, out, seconds)
+
+
+def _from_envelope(envelope: dict, lim: Limits, out: str, seconds: float, outcome: type[Outcome]) -> Outcome:
+    """The run answered: a result, or the reason the probe call did not finish."""
+    kind, error = envelope["kind"], str(envelope.get("error", ""))[:1000]
+    if kind == "ok":
+        result = envelope.get("result")
+        if isinstance(result, dict):
+            return outcome("ok", result, "", out, seconds)
+        msg = f"the probe returned {type(result).__name__}, not a JSON object; nothing of it was used"
+        return outcome("bad-result", None, msg, out, seconds)
+    if kind == "exit":
+        msg = f"the code called {error} before it returned a result; a submission must not exit"
+        return outcome("exited", None, msg, out, seconds)
+    if kind == "memory":
+        return outcome("memory-limit", None, limit_message("memory-limit", lim, error), out, seconds)
+    if kind == "file":
+        return outcome("file-limit", None, limit_message("file-limit", lim, error), out, seconds)
+    if kind == "unserializable":
+        msg = f"the observations could not be sent back as JSON ({error}); nothing of them was used"
+        return outcome("bad-result", None, msg, out, seconds)
+    msg = f"the code raised {error} (the traceback is below)"
+    return outcome("crashed", None, msg, out, seconds)
