@@ -32,10 +32,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from grader import _sandbox_bwrap
-from grader._sandbox_files import read_submission_files
 from grader._sandbox_verdict import judge
 
-__all__ = ["Limits", "Outcome", "Sandbox", "SandboxUnavailable", "read_submission_files"]
+__all__ = ["Limits", "Outcome", "Sandbox", "SandboxUnavailable"]
 
 _CHILD_SOURCE = Path(__file__).with_name("sandbox_child.py").read_text(encoding="utf-8")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
