@@ -169,7 +169,8 @@ def _read_sharded(index_path: Path) -> dict[str, torch.Tensor]:
             raise CheckpointError(f"{index_path}: shard {shard} (holding {first}) is not in the folder")
         for name, tensor in read_safetensors(shard_path).items():
             if weight_map.get(name) != shard:
-                raise CheckpointError(f"{shard_path}: holds {name}, which {INDEX_FILE} maps to {weight_map.get(name)}")
+                where = f"maps to {weight_map[name]}" if name in weight_map else "does not list"
+                raise CheckpointError(f"{shard_path}: holds {name}, which {INDEX_FILE} {where}")
             tensors[name] = tensor
     absent = sorted(set(weight_map) - set(tensors))
     if absent:
