@@ -280,9 +280,17 @@ class Config:
         rope_theta = float(rope.get("rope_theta", hf.get("rope_theta", 10000.0)))
         rope_type = rope.get("rope_type", rope.get("type", "default"))
         if rope_type == "yarn":
+            if "original_max_position_embeddings" not in rope:
+                # transformers falls back to max_position_embeddings, which puts YaRN's correction
+                # range in the wrong place (the long context instead of the pre-training one).
+                raise ValueError(
+                    f"{where}: the YaRN settings lack original_max_position_embeddings, the pre-training "
+                    "context length that YaRN's correction range is computed over; add it (4096 for "
+                    "DeepSeek-V3 and Kimi-K2)"
+                )
             yarn = YaRN(
                 factor=float(rope["factor"]),
-                original_max_position_embeddings=int(rope.get("original_max_position_embeddings", 4096)),
+                original_max_position_embeddings=int(rope["original_max_position_embeddings"]),
                 beta_fast=float(rope.get("beta_fast", 32.0)),
                 beta_slow=float(rope.get("beta_slow", 1.0)),
                 mscale=float(rope.get("mscale", 1.0)),
