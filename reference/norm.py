@@ -1,6 +1,6 @@
-"""RMSNorm (Zhang & Sennrich, 2019): LayerNorm without the re-centring.
+r"""RMSNorm (Zhang & Sennrich, 2019): LayerNorm without the re-centring.
 
-.. math::  \\mathrm{RMSNorm}(x) = \\frac{x}{\\sqrt{\\tfrac{1}{d}\\sum_i x_i^2 + \\epsilon}} \\odot g
+.. math::  \mathrm{RMSNorm}(x) = \frac{x}{\sqrt{\tfrac{1}{d}\sum_i x_i^2 + \epsilon}} \odot g
 
 LayerNorm subtracts the mean and divides by the standard deviation, then adds a bias.
 RMSNorm keeps only the division by the root mean square and the gain ``g``: one reduction
