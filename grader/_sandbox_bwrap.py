@@ -75,6 +75,7 @@ def command(python: str, as_root: bool) -> list[str]:
             args += ["--symlink", os.readlink(link), link]
         elif os.path.isdir(link):
             args += ["--ro-bind", link, link]
+    args += ["--perms", "0755", "--dir", "/etc"]
     for etc in ETC_FILES:
         args += ["--ro-bind-try", etc, etc]
     args += ["--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc", "--perms", "0755", "--dir", "/scratch"]

@@ -23,8 +23,12 @@ def tail(text: str) -> str:
     return "\n".join(text.splitlines()[-TAIL_LINES:])[-TAIL_CHARS:]
 
 
-def _mib(n: int) -> str:
-    return f"{n / 2**20:g} MiB"
+def _size(n: int) -> str:
+    """Bytes in the unit a person reads best: ``2 GiB``, ``64 KiB``."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.4g} {unit}"
+    return f"{n} bytes"
 
 
 def limit_message(status: str, lim: Limits, detail: str = "") -> str:
@@ -34,13 +38,13 @@ def limit_message(status: str, lim: Limits, detail: str = "") -> str:
         "(an endless loop, a blocking call, or far too much work?)",
         "cpu-limit": f"stopped at the CPU-time limit of {lim.cpu_seconds:g} s: the code computes far too much "
         "(an endless loop, or a model much larger than asked?)",
-        "memory-limit": f"stopped at the memory limit of {_mib(lim.memory_bytes)}: the code allocates far too "
+        "memory-limit": f"stopped at the memory limit of {_size(lim.memory_bytes)}: the code allocates far too "
         "much (a huge tensor, or a list that keeps growing?)",
         "process-limit": f"stopped at the limit of {lim.processes} processes and threads: the code starts "
         "processes or threads (os.fork, multiprocessing, subprocess?), which a submission must not do",
-        "output-limit": f"stopped: the code printed more than {_mib(lim.output_bytes)} to stdout/stderr; "
+        "output-limit": f"stopped: the code printed more than {_size(lim.output_bytes)} to stdout/stderr; "
         "remove the prints from your model code",
-        "file-limit": f"stopped at the file-size limit of {_mib(lim.file_bytes)}: the code writes large "
+        "file-limit": f"stopped at the file-size limit of {_size(lim.file_bytes)}: the code writes large "
         "files, which a submission must not do",
     }
     return messages[status] + (f" ({detail})" if detail else "")
@@ -54,7 +58,7 @@ def judge(reply: dict, nonce: str, lim: Limits, outcome: type[Outcome]) -> Outco
     if killed in ("output-limit", "timeout"):
         return outcome(killed, None, limit_message(killed, lim), out, seconds)
     if killed == "result-limit":
-        msg = f"the observations were larger than {_mib(lim.output_bytes)}; nothing of them was used"
+        msg = f"the observations were larger than {_size(lim.output_bytes)}; nothing of them was used"
         return outcome("bad-result", None, msg, out, seconds)
     try:
         report = json.loads(reply.get("report") or "null")

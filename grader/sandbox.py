@@ -115,6 +115,8 @@ class _Worker:
 
     def call(self, request: dict, timeout: float) -> dict | None:
         """Send one request and wait for its reply; None if the worker died or went silent."""
+        if self.proc is not None and self.proc.poll() is not None:
+            self.stop()  # it died between runs (killed from outside): start a fresh one, lose nothing
         if self.proc is None:
             self.start()
         if not self.ready:
