@@ -1,0 +1,127 @@
+"""The autograder of Lesson 1.2: pytest checks over observations made in a sandbox.
+
+Student code never runs in this process. For each submission the grader reads ``answers.toml`` itself,
+draws fresh random configs and inputs (``grader.draws``), runs groups of experiments on the learner's
+``model.py``/``mla.py`` in sandboxed children (``grader.experiments``, ``grader.sandbox``), validates what
+comes back, and scores everything with pytest checks (``grader.checks``, ``grader.scoring``): 100 points
+of automatic checks, plus written work scored by a person (``grader.manual``). Reports: ``grader.reports``.
+
+    >>> import grader
+    >>> results = grader.grade([Path("submissions/alice")], out=Path("reports"))
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from .draws import draw, student_seed
+from .evidence import Evidence
+from .experiments import RunResult, run_all
+from .manual import load_scores, merge, written_items
+from .reports import write_all
+from .results import CheckResult, ManualItem, RunSummary, StudentResult
+from .sandbox import Sandbox
+from .scoring import GraderError, points_table, score
+from .submission import UsageError, check_folder, read_submission
+
+Progress = Callable[[int, int, str, float, dict[str, RunResult]], None]
+
+__all__ = [
+    "CheckResult",
+    "GraderError",
+    "ManualItem",
+    "RunSummary",
+    "StudentResult",
+    "UsageError",
+    "grade",
+    "points_table",
+]
+
+
+def _observe(path: Path, student: str, seed: int, sandbox: Sandbox) -> tuple[Evidence, float]:
+    """Read one submission and run its experiments; returns the evidence and the seconds it took."""
+    start = time.monotonic()
+    sub = read_submission(path, student)
+    draws = draw(student_seed(seed, student))
+    runs = run_all(sub, draws, sandbox)
+    return Evidence(sub, draws, runs), time.monotonic() - start
+
+
+def grade(
+    paths: list[Path],
+    *,
+    jobs: int = 1,
+    out: Path | None = None,
+    seed: int | None = None,
+    sandbox: Sandbox | None = None,
+    manual: Path | None = None,
+    require_isolation: bool = False,
+    progress: Progress | None = None,
+) -> list[StudentResult]:
+    """Grade submission folders; write the reports to ``out`` when given.
+
+    Args:
+        paths: submission folders (``submissions/<student-id>/``); UsageError for anything else.
+        jobs: submissions graded at a time (each run is a sandboxed child).
+        out: report folder; None writes nothing.
+        seed: seed of the random draws (random when None; reports record it so a run can be replayed).
+        sandbox: a Sandbox to use (its pool size wins over ``jobs``); by default one is made and closed.
+        manual: an instructor's scores file to merge (see ``grader.manual``).
+        require_isolation: refuse to grade without full isolation (only when the grader makes the sandbox).
+        progress: called as each submission's runs finish: (done, total, student, seconds, runs).
+
+    Returns:
+        One StudentResult per path, in the order given.
+    """
+    folders = [(Path(p), check_folder(Path(p))) for p in paths]
+    seen: dict[str, Path] = {}
+    for path, student in folders:
+        if student in seen:
+            raise UsageError(f"{path} and {seen[student]} are the same student id {student!r}; give each once.")
+        seen[student] = path
+    scores = load_scores(manual) if manual is not None else {}
+    base_seed = secrets.randbelow(2**32) if seed is None else seed
+    own = sandbox is None
+    box = sandbox if sandbox is not None else Sandbox(jobs=max(1, jobs), require_isolation=require_isolation)
+    try:
+        evidence: dict[str, tuple[Evidence, float]] = {}
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = {pool.submit(_observe, path, student, base_seed, box): student for path, student in folders}
+            for done, future in enumerate(as_completed(futures), start=1):
+                student = futures[future]
+                evidence[student] = future.result()
+                if progress is not None:
+                    ev, seconds = evidence[student]
+                    progress(done, len(folders), student, seconds, ev.runs)
+        isolation = box.isolation
+    finally:
+        if own:
+            box.close()
+    ordered = [evidence[student][0] for _, student in folders]
+    plugin = score(ordered)
+    results = []
+    for ev in ordered:
+        checks = plugin.results[ev.student]
+        result = StudentResult(
+            student=ev.student,
+            score=sum(c.score for c in checks),
+            max_score=sum(c.max_score for c in checks),
+            checks=checks,
+            isolation=isolation,
+            manual_review=plugin.manual[ev.student] + written_items(ev.submission),
+            runs=[run.summary() for run in ev.runs.values()],
+            seed=ev.draws.seed,
+            seconds=evidence[ev.student][1],
+            grader_errors=plugin.errors[ev.student],
+        )
+        if ev.student in scores and manual is not None:
+            merge(result, scores[ev.student], manual)
+        results.append(result)
+    if out is not None:
+        meta = {"seed": base_seed, "isolation": isolation, "points": points_table(), "manual_file": str(manual or "")}
+        write_all(results, out, meta)
+    return results

@@ -1,0 +1,124 @@
+"""Command line: ``python -m grader [PATH ...] [--jobs N] [--out DIR] [--fail-under N] [--require-isolation]
+[--seed N] [--manual FILE]``.
+
+Exit status: 0 when grading finished (whatever the scores); 1 when ``--fail-under`` is not met; 2 for a usage
+error (bad path, not a submission folder, bad id, bad manual-scores file); 3 when the grader itself failed
+or isolation was required but is not available.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+from . import GraderError, UsageError, grade
+from .experiments import RunResult
+from .results import StudentResult
+from .sandbox import SandboxUnavailable
+from .submission import discover
+
+EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_GRADER = 1, 2, 3
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m grader",
+        description="Grade Lesson 1.2 submissions (default: every submissions/<id>/ except _template).",
+    )
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="submission folders, submissions/<id>/")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="submissions graded at a time")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports/)")
+    p.add_argument("--fail-under", type=float, metavar="N", help="exit 1 if a submission scores under N of 100")
+    p.add_argument("--require-isolation", action="store_true", help="refuse to grade without bubblewrap")
+    p.add_argument("--seed", type=int, help="seed of the random draws (to replay a run)")
+    p.add_argument("--manual", type=Path, help="instructor's scores file (default: OUT/manual.toml if present)")
+    return p
+
+
+def show_progress(done: int, total: int, student: str, seconds: float, runs: dict[str, RunResult]) -> None:
+    """One line per finished submission: which runs did not finish, if any."""
+    problems = [f"{name}: {r.outcome.status}" for name, r in runs.items() if r.outcome and r.outcome.status != "ok"]
+    state = "; ".join(problems) if problems else "all runs finished"
+    print(f"[{done:>{len(str(total))}}/{total}] {student:<24} {seconds:6.2f} s  {state}", flush=True)
+
+
+def show_detail(r: StudentResult) -> None:
+    """Every check of a single submission, with the message of each one not passed."""
+    print(f"\n{r.student}: {r.isolation}")
+    for c in r.checks:
+        print(f"  {c.number:<4} {c.name:<34} {c.score:>4g} / {c.max_score:<3g} {c.status}")
+        if c.status != "passed":
+            print(textwrap.fill(c.message, width=100, initial_indent="         ", subsequent_indent="         "))
+    pending = len(r.pending)
+    print(f"\n  Automatic checks: {r.score:g} / {r.max_score:g}")
+    print(f"  Written work: {r.manual_score:g} / {r.manual_max:g} recorded, {pending} awaiting review")
+
+
+def show_summary(results: list[StudentResult], out: Path) -> None:
+    """Scores of several submissions and the counts."""
+    width = max(len(r.student) for r in results)
+    print()
+    for r in results:
+        missed = sum(c.status != "passed" for c in r.checks)
+        print(f"  {r.student:<{width}}  {r.score:>5g} / {r.max_score:g}   {missed} check(s) not passed")
+    full = sum(r.score == r.max_score for r in results)
+    pending = sum(len(r.pending) for r in results)
+    mean = sum(r.score for r in results) / len(results)
+    print(
+        f"\nGraded {len(results)} submissions: mean {mean:.1f}, {full} with full marks, "
+        f"{pending} written item(s) awaiting review."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.jobs < 1:
+            raise UsageError(f"--jobs must be at least 1, got {args.jobs}.")
+        paths = args.paths or discover(Path("submissions"))
+        if not paths:
+            raise UsageError("no submission folders to grade in submissions/ (folders starting with _ are skipped).")
+        manual = args.manual
+        if manual is None and (args.out / "manual.toml").is_file():
+            manual = args.out / "manual.toml"
+        if manual is not None and not manual.is_file():
+            raise UsageError(f"--manual {manual}: no such file.")
+        print(f"Grading {len(paths)} submission(s) with {args.jobs} worker(s)...", flush=True)
+        results = grade(
+            paths,
+            jobs=args.jobs,
+            out=args.out,
+            seed=args.seed,
+            manual=manual,
+            require_isolation=args.require_isolation,
+            progress=show_progress if len(paths) > 1 else None,
+        )
+    except UsageError as exc:
+        print(f"grader: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (GraderError, SandboxUnavailable) as exc:
+        print(f"grader: failed: {exc}", file=sys.stderr)
+        return EXIT_GRADER
+    if len(results) == 1:
+        show_detail(results[0])
+    else:
+        show_summary(results, args.out)
+    print(f"Reports written to {args.out}/" + (f" (manual scores merged from {manual})" if manual else ""))
+    errors = [f"{r.student}: {e}" for r in results for e in r.grader_errors]
+    if errors:
+        print("grader: failed: internal errors while scoring:\n  " + "\n  ".join(errors), file=sys.stderr)
+        return EXIT_GRADER
+    if args.fail_under is not None:
+        low = [r for r in results if r.score < args.fail_under]
+        if low:
+            names = ", ".join(f"{r.student} ({r.score:g})" for r in low)
+            print(f"grader: {len(low)} submission(s) under --fail-under {args.fail_under:g}: {names}", file=sys.stderr)
+            return EXIT_FAIL_UNDER
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""What a check sees: one student's answers, the grader's draws, and the validated observations.
+
+Checks ask for what they need through ``answer`` and ``observe``; when it is not there (a missing file,
+malformed TOML, a run that crashed or hung, an observation that failed validation) these raise an
+``AssertionError`` whose text is the learner's feedback, so that check fails with a clear reason and the
+others go on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .draws import Draws
+from .experiments import RunResult, Unobserved
+from .submission import Submission
+
+TAIL_LINES = 3
+
+
+@dataclass
+class Evidence:
+    """One submission, ready to be scored."""
+
+    submission: Submission
+    draws: Draws
+    runs: dict[str, RunResult]
+
+    @property
+    def student(self) -> str:
+        return self.submission.student
+
+    def answer(self, section: str, key: str) -> Any:
+        """``answers.toml``'s ``[section] key``, or AssertionError saying why it cannot be read."""
+        sub = self.submission
+        if sub.answers is None:
+            raise AssertionError(sub.answers_error)
+        table = sub.answers.get(section)
+        if not isinstance(table, dict):
+            raise AssertionError(
+                f"answers.toml has no [{section}] table; add it with its keys as in submissions/_template/answers.toml."
+            )
+        if key not in table:
+            raise AssertionError(
+                f"answers.toml has no `{key}` in its [{section}] table; "
+                "add it as in submissions/_template/answers.toml."
+            )
+        return table[key]
+
+    def has(self, name: str) -> bool:
+        """Whether the submission holds a readable code file of this name."""
+        return name in self.submission.code
+
+    def observe(self, run: str, experiment: str, doing: str) -> dict[str, Any]:
+        """A validated observation, or AssertionError: what failed while ``doing`` this, and why."""
+        result = self.runs[run]
+        if result.outcome is None:
+            raise AssertionError(
+                f"{result.skipped}: this check needs it (start from submissions/_template/{result.spec.needs})."
+            )
+        observed = result.experiments[experiment]
+        if not isinstance(observed, Unobserved):
+            return observed
+        needs = result.spec.needs
+        if observed.stage == "import":
+            raise AssertionError(f"{needs} could not be imported: {observed.text}")
+        if observed.stage == "sandbox":
+            return _raise_sandbox(doing, observed.text, result)
+        if observed.stage == "invalid":
+            raise AssertionError(f"{doing} sent back an observation the grader cannot use: {observed.text}.")
+        raise AssertionError(f"{doing} failed: {observed.text}")
+
+
+def _raise_sandbox(doing: str, text: str, result: RunResult) -> dict[str, Any]:
+    """A run that crashed, hung or hit a limit: its message and the last lines it printed."""
+    message = f"{doing} did not finish: {text}."
+    tail = [line for line in (result.outcome.stderr_tail if result.outcome else "").splitlines() if line.strip()]
+    if tail:
+        message += " Last output: " + " | ".join(tail[-TAIL_LINES:])
+    raise AssertionError(message)

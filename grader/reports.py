@@ -1,0 +1,254 @@
+"""Writing the reports: gradebooks, Gradescope ``results.json``, feedback, JUnit XML, summaries.
+
+Layout under the output folder::
+
+    gradebook.csv        one row per student and check (and written item): score, max, status, message
+    gradebook.json       the same, nested by student, with totals, run diagnostics, seed and isolation
+    scores.csv           one row per student: automatic, written and total points
+    junit.xml            one test suite per student, one test case per check
+    summary.md           the class at a glance (also appended to $GITHUB_STEP_SUMMARY when set)
+    manual-review.md     what is waiting for a person, with rubrics and answers
+    manual-template.toml a scores file to fill in and pass back with --manual
+    <id>/results.json    Gradescope's autograder format
+    <id>/feedback.md     the learner's feedback
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .results import StudentResult
+
+
+def fmt(points: float) -> str:
+    """Points without trailing zeros."""
+    return f"{points:g}"
+
+
+def written_line(r: StudentResult) -> str:
+    """``Written work: 10 / 40 recorded, 3 items awaiting review``."""
+    pending = len(r.pending)
+    waiting = f", {pending} item{'s' if pending != 1 else ''} awaiting review" if pending else ""
+    return f"Written work: {fmt(r.manual_score)} / {fmt(r.manual_max)} recorded{waiting}"
+
+
+def feedback_md(r: StudentResult, seed: int) -> str:
+    """The learner's feedback: the score, every check with its points, what to fix, the written work."""
+    lines = [
+        f"# Feedback for {r.student}",
+        "",
+        f"**Automatic checks: {fmt(r.score)} / {fmt(r.max_score)}** · {written_line(r)}",
+        "",
+        f"Isolation: {r.isolation}. Graded with seed {seed} (`python -m grader --seed {seed}` replays the run).",
+        "",
+        "| # | Check | Points | Status |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {c.number} | {c.name} | {fmt(c.score)} / {fmt(c.max_score)} | {c.status} |" for c in r.checks]
+    todo = [c for c in r.checks if c.status != "passed"]
+    if todo:
+        lines += ["", "## What to look at", ""]
+        for c in todo:
+            lines += [f"### {c.number} {c.name}: {fmt(c.score)} / {fmt(c.max_score)}", "", c.message, ""]
+    lines += ["", "## Written work (scored by a person)", ""]
+    for item in r.manual_review:
+        state = "awaiting review" if item.score is None else f"{fmt(item.score)} / {fmt(item.max_score)}"
+        comment = f": {item.comment}" if item.comment else ""
+        lines.append(f"- {item.title} ({item.key}): {state}{comment}")
+    bad = [run for run in r.runs if run.status not in ("ok", "skipped")]
+    if bad:
+        lines += ["", "## Runs that did not finish", ""]
+        for run in bad:
+            lines.append(f"- `{run.name}`: {run.status}, {run.message}")
+            if run.stderr_tail.strip():
+                lines += ["", "  ```", *("  " + s for s in run.stderr_tail.splitlines()[-10:]), "  ```"]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def results_json(r: StudentResult, seed: int) -> dict[str, Any]:
+    """Gradescope's results.json: the total as ``score``, one test per check and per written item."""
+    tests: list[dict[str, Any]] = []
+    for c in r.checks:
+        test = {"name": c.name, "number": c.number, "max_score": c.max_score, "output": c.message}
+        if c.status != "manual":
+            test |= {"score": c.score, "status": c.status}
+        tests.append(test | {"output_format": "text", "visibility": "visible", "tags": [c.name.split(".")[0]]})
+    for n, item in enumerate((i for i in r.manual_review if not i.check), start=1):
+        test = {"name": item.key, "number": f"9.{n}", "max_score": item.max_score}
+        if item.score is None:
+            test["output"] = f"{item.title}: awaiting review by your instructor ({fmt(item.max_score)} points)."
+        else:
+            test |= {"score": item.score, "status": "passed" if item.score == item.max_score else "failed"}
+            test["output"] = f"{item.title}: {fmt(item.score)} / {fmt(item.max_score)}. {item.comment}".strip()
+        tests.append(test | {"output_format": "text", "visibility": "visible", "tags": ["written"]})
+    return {
+        "score": r.total,
+        "execution_time": round(r.seconds, 3),
+        "output": (
+            f"Automatic checks: {fmt(r.score)} / {fmt(r.max_score)}. {written_line(r)}. Isolation: {r.isolation}."
+        ),
+        "output_format": "md",
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": tests,
+        "extra_data": {"student": r.student, "seed": seed, "isolation": r.isolation, "auto_score": r.score},
+    }
+
+
+def gradebook_rows(results: list[StudentResult]) -> list[dict[str, Any]]:
+    """One row per student and check or written item."""
+    rows = []
+    for r in results:
+        for c in r.checks:
+            rows.append({"student": r.student, **asdict(c)})
+        for item in r.manual_review:
+            if item.check:
+                continue
+            status = "manual" if item.score is None else "reviewed"
+            rows.append(
+                {
+                    "student": r.student,
+                    "name": item.key,
+                    "number": "written",
+                    "score": item.score if item.score is not None else 0.0,
+                    "max_score": item.max_score,
+                    "status": status,
+                    "message": item.comment or item.title,
+                }
+            )
+    return rows
+
+
+def gradebook_json(results: list[StudentResult], meta: dict[str, Any]) -> dict[str, Any]:
+    """Everything, nested by student."""
+    students = []
+    for r in results:
+        data = asdict(r)
+        data |= {"manual_score": r.manual_score, "manual_max": r.manual_max, "total": r.total}
+        students.append(data)
+    return {**meta, "students": students}
+
+
+def junit_xml(results: list[StudentResult]) -> bytes:
+    """JUnit XML: a suite per student; failed checks as failures, checks awaiting a person as skipped."""
+    root = ET.Element("testsuites", name="kimi-k2-grader")
+    for r in results:
+        failures = sum(c.status == "failed" for c in r.checks)
+        skipped = sum(c.status == "manual" for c in r.checks)
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=r.student,
+            tests=str(len(r.checks)),
+            failures=str(failures),
+            skipped=str(skipped),
+            errors="0",
+            time=f"{r.seconds:.3f}",
+        )
+        props = ET.SubElement(suite, "properties")
+        for key, value in (("score", r.score), ("max_score", r.max_score), ("isolation", r.isolation)):
+            ET.SubElement(props, "property", name=key, value=str(value))
+        for c in r.checks:
+            case = ET.SubElement(suite, "testcase", classname=f"grader.{r.student}", name=f"{c.number} {c.name}")
+            case.set("time", "0")
+            if c.status == "failed":
+                node = ET.SubElement(case, "failure", message=f"{fmt(c.score)}/{fmt(c.max_score)} points")
+                node.text = c.message
+            elif c.status == "manual":
+                ET.SubElement(case, "skipped", message=c.message)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def summary_md(results: list[StudentResult], meta: dict[str, Any]) -> str:
+    """The class at a glance, for the terminal's report folder and the CI job summary."""
+    lines = [
+        "## Grading summary",
+        "",
+        f"{len(results)} submission(s) graded; seed {meta['seed']}; isolation: {meta['isolation']}.",
+        "",
+        "| Student | Automatic | Written (recorded) | Awaiting review | Checks not passed |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        missed = ", ".join(c.number for c in r.checks if c.status != "passed") or "none"
+        lines.append(
+            f"| {r.student} | {fmt(r.score)} / {fmt(r.max_score)} | {fmt(r.manual_score)} / {fmt(r.manual_max)} "
+            f"| {len(r.pending)} | {missed} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def manual_review_md(results: list[StudentResult]) -> str:
+    """Every item waiting for a person: the rubric and the learner's answer."""
+    lines = [
+        "# Manual review",
+        "",
+        "Record scores in a TOML file (see manual-template.toml) and pass it with --manual.",
+        "",
+    ]
+    for r in results:
+        if not r.pending:
+            continue
+        lines += [f"## {r.student}", ""]
+        for item in r.pending:
+            lines += [
+                f"### {item.key} ({fmt(item.max_score)} points): {item.title}",
+                "",
+                f"Rubric: {item.rubric}",
+                "",
+                *("> " + line for line in (item.answer or "(no text)").splitlines()),
+                "",
+            ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def manual_template_toml(results: list[StudentResult]) -> str:
+    """A scores file with one commented line per pending item, ready to fill in."""
+    lines = ["# Fill in the scores and pass this file back: python -m grader --manual FILE", ""]
+    for r in results:
+        if not r.pending:
+            continue
+        lines.append(f"[{r.student}]")
+        for item in r.pending:
+            lines.append(f'# "{item.key}" = {{ score = 0, comment = "" }}  # out of {fmt(item.max_score)}')
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_all(results: list[StudentResult], out: Path, meta: dict[str, Any]) -> None:
+    """Write every report under ``out``; append the summary to $GITHUB_STEP_SUMMARY when it is set."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = gradebook_rows(results)
+    fields = ["student", "number", "name", "score", "max_score", "status", "message"]
+    with (out / "gradebook.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows({k: row[k] for k in fields} for row in rows)
+    with (out / "scores.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student", "auto_score", "auto_max", "written_score", "written_max", "pending", "total"])
+        for r in results:
+            writer.writerow([r.student, r.score, r.max_score, r.manual_score, r.manual_max, len(r.pending), r.total])
+    (out / "gradebook.json").write_text(json.dumps(gradebook_json(results, meta), indent=2) + "\n", encoding="utf-8")
+    (out / "junit.xml").write_bytes(junit_xml(results))
+    summary = summary_md(results, meta)
+    (out / "summary.md").write_text(summary, encoding="utf-8")
+    (out / "manual-review.md").write_text(manual_review_md(results), encoding="utf-8")
+    (out / "manual-template.toml").write_text(manual_template_toml(results), encoding="utf-8")
+    for r in results:
+        folder = out / r.student
+        folder.mkdir(exist_ok=True)
+        (folder / "results.json").write_text(
+            json.dumps(results_json(r, meta["seed"]), indent=2) + "\n", encoding="utf-8"
+        )
+        (folder / "feedback.md").write_text(feedback_md(r, meta["seed"]), encoding="utf-8")
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(summary)

@@ -1,0 +1,92 @@
+"""What grading produces: one result per check, one per student, and the written work left to a person.
+
+The automatic checks are worth 100 points (``CheckResult``); the written work (theory texts, the
+advanced task's text and the diagram) is scored by an instructor on a separate scale (``ManualItem``),
+so that an automatic run never pretends to have judged prose. ``StudentResult.total`` adds the two
+once the instructor's scores are merged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class CheckResult:
+    """One automatic check for one student.
+
+    status: "passed" (all points), "failed" (some or none) or "manual" (the points wait for a person).
+    message: the feedback the learner reads: what was expected, what was observed, where the docs explain it.
+    """
+
+    name: str
+    number: str
+    score: float
+    max_score: float
+    status: str
+    message: str
+
+
+@dataclass
+class ManualItem:
+    """A piece of work a person scores: its key in answers.toml (or the diagram), rubric and recorded score.
+
+    score is None until an instructor records it in the manual-scores file (see ``grader.manual``).
+    check: the number of the automatic check this item settles (quiz q3 when its rubric is unsure), else "".
+    """
+
+    key: str
+    title: str
+    max_score: float
+    rubric: str
+    answer: str
+    score: float | None = None
+    comment: str = ""
+    check: str = ""
+
+
+@dataclass
+class RunSummary:
+    """How one sandboxed run went, for the instructor's diagnostics (status as in ``grader.sandbox.Outcome``)."""
+
+    name: str
+    status: str
+    seconds: float
+    message: str
+    stderr_tail: str
+
+
+@dataclass
+class StudentResult:
+    """Everything the grader knows about one submission after a run."""
+
+    student: str
+    score: float
+    max_score: float
+    checks: list[CheckResult]
+    isolation: str
+    manual_review: list[ManualItem] = field(default_factory=list)
+    runs: list[RunSummary] = field(default_factory=list)
+    seed: int = 0
+    seconds: float = 0.0
+    grader_errors: list[str] = field(default_factory=list)
+
+    @property
+    def manual_score(self) -> float:
+        """Points an instructor has recorded for the written work (items that settle a check count there)."""
+        return sum(item.score or 0.0 for item in self.manual_review if not item.check)
+
+    @property
+    def manual_max(self) -> float:
+        """Points the written work is worth."""
+        return sum(item.max_score for item in self.manual_review if not item.check)
+
+    @property
+    def pending(self) -> list[ManualItem]:
+        """Items still waiting for a person."""
+        return [item for item in self.manual_review if item.score is None]
+
+    @property
+    def total(self) -> float:
+        """Automatic score plus the written work's recorded points."""
+        return self.score + self.manual_score

@@ -1,0 +1,98 @@
+"""Rubrics: the ideas quiz question 3 is scored by, and what a person looks for in the written work.
+
+Quiz 3's rubric is a list of ideas, each recognised by a few phrasings; an answer earns the points of the
+ideas it states. Only the parent process reads this module (the sandboxed probe never sees it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Idea:
+    """One idea of a rubric: what it is, its points, and phrasings that show it."""
+
+    label: str
+    points: float
+    pattern: re.Pattern[str]
+
+
+Q3_IDEAS = (
+    Idea(
+        "the scores are divided by sqrt(d_k), the square root of the key/head dimension",
+        2.0,
+        re.compile(r"sqrt|√|square[\s-]*root|\bd_?\{?k\}?\b|head[\s_-]*dim|key[\s_-]*dim|dimension", re.I),
+    ),
+    Idea(
+        "without it the dot products grow with d_k (their variance is about d_k); the scale keeps it near 1",
+        2.0,
+        re.compile(
+            r"varian|magnitude|\bstd\b|standard\s+deviation|grow|large|big|huge|blow|explod|unit\s+var|"
+            r"order\s+(of\s+)?(1|one)|around\s+(1|one)|~\s*1|normali[sz]",
+            re.I,
+        ),
+    ),
+    Idea(
+        "large scores saturate the softmax (nearly one-hot), so gradients vanish and training is unstable",
+        2.0,
+        re.compile(
+            r"saturat|gradient|peak|spik|one[\s-]*hot|argmax|sharp|extreme|vanish|stabl|stabil|flat|tiny",
+            re.I,
+        ),
+    ),
+)
+
+Q3_RUBRIC = "; ".join(f"{idea.label} ({idea.points:g} points)" for idea in Q3_IDEAS)
+
+PLACEHOLDERS = re.compile(r"\s*(\.\.\.|…|todo\b.*|tbd|n/?a|-)?\s*", re.I)
+
+WRITTEN_POINTS = 5.0
+
+WRITTEN = {
+    "theory.components": (
+        "Theory 1: the components",
+        "Names embeddings, attention, MLP/MoE, norms and LM head with each one's role; RMSNorm over LayerNorm "
+        "mainly for compute (no mean, no bias), with stability credited to the pre-norm placement.",
+    ),
+    "theory.rmsnorm": (
+        "Theory 1: RMSNorm against LayerNorm",
+        "x / sqrt(mean(x^2) + eps) * g; no re-centring and no bias, so cheaper at similar quality.",
+    ),
+    "theory.rope": (
+        "Theory 2: RoPE",
+        "Rotates query/key channel pairs by position-proportional angles, so q.k depends only on the "
+        "distance m - n; contrast with absolute embeddings added to the input.",
+    ),
+    "theory.gqa": (
+        "Theory 2: GQA",
+        "Query heads share K/V heads in groups; the KV cache shrinks by num_heads / num_kv_heads. "
+        "Nothing is low-rank in GQA: credit an answer that says the sheet confuses it with MLA.",
+    ),
+    "theory.moe": (
+        "Theory 2: MoE against dense",
+        "A router sends each token to its top-k experts (plus the shared one), so compute per token follows "
+        "the activated, not the total, parameters; load balancing keeps experts evenly used (aux loss, or "
+        "DeepSeek-V3's bias update).",
+    ),
+    "theory.attention_formula": (
+        "Mathematical task: the attention formula",
+        "softmax(Q K^T / sqrt(d_k) + M) V with M = 0 on and below the diagonal, -inf above.",
+    ),
+    "advanced.mla": (
+        "Advanced task: MLA against GQA",
+        "K and V are rebuilt from one low-rank latent per token (plus a shared RoPE key) that is all the "
+        "cache holds; GQA instead shares full K/V heads. Decoupled RoPE, absorbed projections.",
+    ),
+    "diagram": (
+        "Code Task 2: the diagram",
+        "Embedding, N decoder layers (norm, attention, residual add, norm, MLP/MoE, residual add), final "
+        "norm, LM head; residual connections labelled; RoPE shown applied to queries and keys inside attention.",
+    ),
+}
+
+
+def is_placeholder(text: str) -> bool:
+    """An empty answer, or the template's "..." / TODO."""
+    return PLACEHOLDERS.fullmatch(text) is not None

@@ -1,0 +1,162 @@
+"""Finding submissions and reading them, in the grader's own process, without running any of their code.
+
+A submission is a folder ``submissions/<student-id>/``. The parent reads ``answers.toml`` itself (size and
+nesting capped, UTF-8 required) and the allow-listed code files as plain bytes: no symbolic link is followed,
+nothing over its size cap is read, and only ``model.py`` and ``mla.py`` are ever sent to the sandbox.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+\Z")
+CODE_FILES: dict[str, int] = {"model.py": 512 * 1024, "mla.py": 256 * 1024}
+ANSWERS_FILE = "answers.toml"
+ANSWERS_MAX_BYTES = 256 * 1024
+ANSWERS_MAX_DEPTH = 6
+DIAGRAM_FILES = ("diagram.png", "diagram.svg", "diagram.md", "diagram.txt")
+DIAGRAM_MAX_BYTES = 4 * 2**20
+KNOWN_FILES = (ANSWERS_FILE, *CODE_FILES, *DIAGRAM_FILES)
+
+
+class UsageError(Exception):
+    """A mistake in how the grader was called (a path that is not a submission folder, a bad id)."""
+
+
+@dataclass
+class Submission:
+    """What the parent read from one submission folder.
+
+    answers: the parsed answers.toml, or None with answers_error saying why (missing, not UTF-8, bad TOML).
+    code: allow-listed source files to send to the sandbox; code_errors: why one could not be read.
+    diagram: (file name, text for .md/.txt or "" for images) of the first diagram file present, or None.
+    """
+
+    student: str
+    path: Path
+    answers: dict[str, Any] | None
+    answers_error: str | None
+    code: dict[str, bytes] = field(default_factory=dict)
+    code_errors: dict[str, str] = field(default_factory=dict)
+    diagram: tuple[str, str] | None = None
+
+
+def discover(root: Path) -> list[Path]:
+    """Every submission folder under ``root``: sub-folders not starting with ``_`` (the template) or ``.``."""
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a folder: give submission folders, or run from the repository root.")
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+
+
+def check_folder(path: Path) -> str:
+    """Validate a path given on the command line; return the student id (the folder's name)."""
+    if path.is_symlink():
+        raise UsageError(f"{path} is a symbolic link; give the submission folder itself.")
+    if not path.exists():
+        raise UsageError(f"{path} does not exist.")
+    if not path.is_dir():
+        raise UsageError(f"{path} is a file; give its folder, submissions/<student-id>/.")
+    student = path.resolve().name
+    if not ID_PATTERN.match(student):
+        raise UsageError(
+            f"{path}: {student!r} is not a valid student id (letters, digits, '-' and '_' only); rename the folder."
+        )
+    if not any((path / name).exists() or (path / name).is_symlink() for name in KNOWN_FILES):
+        raise UsageError(
+            f"{path} is not a submission folder: it holds none of {', '.join(KNOWN_FILES[:3])} "
+            "(see submissions/README.md)."
+        )
+    return student
+
+
+def read_capped(path: Path, limit: int) -> bytes:
+    """Read a regular file without following a symbolic link; OSError with a readable reason otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(f"{path.name} is a symbolic link; submit the file itself") from None
+        if exc.errno == errno.ENOENT:
+            raise FileNotFoundError(f"{path.name} is missing") from None
+        raise OSError(f"{path.name} cannot be read ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(f"{path.name} is not a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"{path.name} is larger than the {limit // 1024} KiB the grader reads")
+    return data
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed TOML data (a scalar is 0)."""
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def parse_answers(raw: bytes) -> dict[str, Any]:
+    """Parse answers.toml; ValueError with a message for the learner (where, what, how to fix)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"answers.toml is not UTF-8 text (byte {exc.start} is {raw[exc.start : exc.start + 1]!r}); "
+            "save it as UTF-8."
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(
+            f"answers.toml is not valid TOML: {exc}. Compare it with submissions/_template/answers.toml; "
+            'strings need quotes, e.g. q1 = "b".'
+        ) from None
+    except RecursionError:
+        raise ValueError(f"answers.toml is nested too deeply (more than {ANSWERS_MAX_DEPTH} levels).") from None
+    if _depth(data) > ANSWERS_MAX_DEPTH:
+        raise ValueError(f"answers.toml is nested too deeply (more than {ANSWERS_MAX_DEPTH} levels).")
+    return data
+
+
+def read_submission(path: Path, student: str) -> Submission:
+    """Read everything the parent needs from one folder; problems become messages, never exceptions."""
+    answers: dict[str, Any] | None = None
+    answers_error: str | None = None
+    try:
+        answers = parse_answers(read_capped(path / ANSWERS_FILE, ANSWERS_MAX_BYTES))
+    except FileNotFoundError:
+        answers_error = (
+            f"answers.toml is missing from submissions/{student}/: copy submissions/_template/answers.toml "
+            "and fill it in."
+        )
+    except (OSError, ValueError) as exc:
+        answers_error = str(exc) if isinstance(exc, ValueError) else f"answers.toml: {exc}."
+    sub = Submission(student, path, answers, answers_error)
+    for name, limit in CODE_FILES.items():
+        try:
+            sub.code[name] = read_capped(path / name, limit)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            sub.code_errors[name] = f"{exc}."
+    for name in DIAGRAM_FILES:
+        if (path / name).is_file() and not (path / name).is_symlink():
+            text = ""
+            if name.endswith((".md", ".txt")):
+                try:
+                    text = read_capped(path / name, DIAGRAM_MAX_BYTES).decode("utf-8", "replace")
+                except OSError:
+                    text = ""
+            sub.diagram = (name, text)
+            break
+    return sub
