@@ -100,8 +100,11 @@ def _set_limits(lim: dict) -> None:
     # The address space already holds the interpreter and torch; the limit is what comes on top.
     space = _vm_size() + lim["memory_bytes"]
     resource.setrlimit(resource.RLIMIT_AS, (space, space))
-    if lim["nproc_binds"]:
-        resource.setrlimit(resource.RLIMIT_NPROC, (lim["processes"], lim["processes"]))
+    if lim["nproc_margin"] >= 0:
+        # A backstop above the watchdog's count, which kills the run with a clear verdict first. The
+        # margin covers the sandbox's own processes where they count too (one user namespace, no uid switch).
+        nproc = lim["processes"] + lim["nproc_margin"]
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
 
 def _runner(req: dict, scratch: str, out_w: int, res_w: int, uid: int) -> None:
@@ -170,19 +173,21 @@ def _tree(ns: bool, pgid: int, uid: int) -> list[int]:
     return pids
 
 
-def _private_bytes(pids: list[int], baseline: int) -> int:
-    """Anonymous memory the run added: each process's RssAnon beyond what the zygote already had."""
-    total = 0
+def _usage(pids: list[int], baseline: int) -> tuple[int, int]:
+    """Threads of the run (RLIMIT_NPROC counts threads too) and the anonymous memory it added:
+    each process's RssAnon beyond what the zygote already had (forked pages start shared)."""
+    tasks, added = 0, 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
                     if line.startswith("RssAnon:"):
-                        total += max(0, int(line.split()[1]) * 1024 - baseline)
-                        break
-        except OSError:
+                        added += max(0, int(line.split()[1]) * 1024 - baseline)
+                    elif line.startswith("Threads:"):
+                        tasks += int(line.split()[1])
+        except (OSError, ValueError):
             continue
-    return total
+    return tasks, added
 
 
 def _kill_all(ns: bool, pgid: int, uid: int) -> None:
@@ -240,11 +245,11 @@ def _supervise(req: dict, ns: bool, out_w: int, res_w: int, rep_w: int, uid: int
             status = os.waitpid(pid, 0)[1]
             break
         pids = _tree(ns, group, uid)
-        peak_procs = max(peak_procs, len(pids))
-        peak_mem = max(peak_mem, _private_bytes(pids, baseline))
+        tasks, added = _usage(pids, baseline)
+        peak_procs, peak_mem = max(peak_procs, tasks), max(peak_mem, added)
         if time.monotonic() - start > lim["wall_seconds"]:
             reason = "timeout"
-        elif len(pids) >= lim["processes"]:
+        elif tasks >= lim["processes"]:
             reason = "process-limit"
         elif peak_mem > lim["memory_bytes"]:
             reason = "memory-limit"
@@ -411,20 +416,24 @@ def main() -> None:
     ns = mode == "ns"
     CONTROL_FDS.extend((ctl_in, ctl_out))
     # RLIMIT_NPROC counts per user (per user namespace under bubblewrap) and never binds real root:
-    # it holds when the run has a uid of its own or its own user namespace, not for a plain non-root child.
-    nproc_binds = ns or (uid >= 0 and os.getuid() == 0)
+    # it holds when the run has a uid of its own or its own user namespace, not for a plain non-root child
+    # (margin -1: not set). In a user namespace the zygote's threads, bwrap's init and the supervisor count.
     _check(LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "subreaper")
     try:
         import torch  # the point of the zygote: every run starts with torch already imported
 
         torch.set_num_threads(1)
+        with torch.device("meta"):  # the first init on meta imports torch._dynamo (~3 s): pay it once, here
+            torch.nn.Embedding(2, 2)
         version = torch.__version__
     except ImportError:
         version = ""
-    _send_msg(ctl_out, {"ready": True, "torch": version, "pid": os.getpid()})
+    own_uid = uid >= 0 and os.getuid() == 0
+    margin = 4 if own_uid else len(os.listdir("/proc/self/task")) + 8 if ns else -1
     baseline = _rss_anon()
+    _send_msg(ctl_out, {"ready": True, "torch": version, "pid": os.getpid()})
     while (req := _read_msg(ctl_in)) is not None:
-        req["limits"]["nproc_binds"] = nproc_binds
+        req["limits"]["nproc_margin"] = margin
         _send_msg(ctl_out, _serve(req, ns, uid, baseline))
 
 
