@@ -104,6 +104,7 @@ def run_specs(draws: Draws) -> list[RunSpec]:
                     {
                         "output": TensorSpec(),
                         "zeroed_output": TensorSpec(),
+                        "zeroed_first_norm_input": Optional(TensorSpec()),
                         "norm_calls": ListOf(
                             Record({"module": Str(), "input": TensorSpec(), "output": TensorSpec()}), max_length=6
                         ),

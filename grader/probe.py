@@ -204,7 +204,8 @@ def make_layer(model: Any, config: Any) -> nn.Module:
 
 def layer_run(config: dict[str, int], seed: int, x: list[list[list[float]]]) -> dict[str, Any]:
     """One ``DecoderLayer``: its output, the inputs and outputs of its norms in call order, and its output
-    again with every parameter outside the norms set to zero (attention and MLP then add nothing)."""
+    (and first norm's input) again with every parameter outside the norms set to zero, so that attention
+    and MLP add nothing."""
     try:
         model = load("model")
     except (Exception, SystemExit) as exc:
@@ -230,6 +231,7 @@ def layer_run(config: dict[str, int], seed: int, x: list[list[list[float]]]) -> 
         ]
         n_calls = len(calls)
         inside = tuple(n + "." for n, _ in outer)
+        calls.clear()
         with torch.no_grad():
             for name, p in layer.named_parameters():
                 if not name.startswith(inside):
@@ -238,6 +240,7 @@ def layer_run(config: dict[str, int], seed: int, x: list[list[list[float]]]) -> 
         return {
             "output": encode(out),
             "zeroed_output": encode(zeroed),
+            "zeroed_first_norm_input": encode(first_tensor(calls[0][1], "norm input")) if calls else None,
             "norm_calls": seen,
             "n_norm_calls": n_calls,
             "norm_modules": [n for n, _ in outer][:16],

@@ -42,6 +42,7 @@ def entry_value(value: Any, where: str) -> float:
 def read_mask(raw: Any) -> list[list[float]]:
     """The learner's mask as 4 rows of 4 floats, or AssertionError saying what is wrong with its form."""
     assert isinstance(raw, list), f"math.causal_mask should be an array of {SIZE} rows; found {toml_type(raw)}."
+    assert raw, f"math.causal_mask is empty: write the {SIZE}x{SIZE} mask as {SIZE} rows of {SIZE} entries."
     assert len(raw) == SIZE, (
         f"math.causal_mask should have {SIZE} rows (a sequence of length {SIZE}); found {len(raw)}."
     )

@@ -31,6 +31,7 @@ def q1_choice(raw: str) -> str | None:
 def check_q1(sub: Evidence) -> str:
     raw = sub.answer("quiz", "q1")
     assert isinstance(raw, str), f'quiz.q1 should be a letter in quotes, e.g. q1 = "a"; found {toml_type(raw)}.'
+    assert raw.strip(), 'quiz.q1 has no answer yet: write "a", "b" or "c".'
     choice = q1_choice(raw)
     assert choice is not None, f'quiz.q1 = {shown(raw)} is not one of "a", "b", "c".'
     assert choice == "b", (
@@ -43,6 +44,7 @@ def check_q1(sub: Evidence) -> str:
 @check("1.2", "quiz.q2", 4, "Quiz 2: does MoE activate every expert?", "auto_examples/05_moe.html")
 def check_q2(sub: Evidence) -> str:
     raw = sub.answer("quiz", "q2")
+    assert raw != "", "quiz.q2 has no answer yet: write true or false (without quotes)."
     value = raw
     if isinstance(raw, str) and raw.strip().strip(".").lower() in TRUE_WORDS | FALSE_WORDS:
         value = raw.strip().strip(".").lower() in TRUE_WORDS
