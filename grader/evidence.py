@@ -63,7 +63,10 @@ class Evidence:
             return observed
         needs = result.spec.needs
         if observed.stage == "import":
-            raise AssertionError(f"{needs} could not be imported: {observed.text}")
+            hint = ""
+            if observed.text.startswith("ModuleNotFoundError"):
+                hint = f". The grader runs {needs} with only PyTorch, the standard library and your model.py/mla.py"
+            raise AssertionError(f"{needs} could not be imported: {observed.text}{hint}")
         if observed.stage == "sandbox":
             return _raise_sandbox(doing, observed.text, result)
         if observed.stage == "invalid":

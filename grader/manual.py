@@ -21,6 +21,7 @@ from typing import Any
 
 import tomllib
 
+from .feedback import toml_type
 from .results import CheckResult, ManualItem, StudentResult
 from .rubrics import WRITTEN, WRITTEN_POINTS, is_placeholder
 from .submission import Submission, UsageError
@@ -32,16 +33,22 @@ def written_items(sub: Submission) -> list[ManualItem]:
     """The written work of one submission, each with its rubric; unanswered items are scored 0 right away."""
     items = []
     for key, (title, rubric) in WRITTEN.items():
+        item = ManualItem(key, title, WRITTEN_POINTS, rubric, "")
         if key == "diagram":
-            answer = f"{sub.diagram[0]}\n{sub.diagram[1]}".strip() if sub.diagram else ""
+            item.answer = f"{sub.diagram[0]}\n{sub.diagram[1]}".strip() if sub.diagram else ""
+            why = "No diagram file (diagram.png, .svg, .md or .txt) was submitted."
+        elif sub.answers is None:
+            why = "Not scored: answers.toml could not be read (see the quiz checks)."
         else:
             section, name = key.split(".")
-            table = (sub.answers or {}).get(section)
+            table = sub.answers.get(section)
             value = table.get(name) if isinstance(table, dict) else None
-            answer = value if isinstance(value, str) else ""
-        item = ManualItem(key, title, WRITTEN_POINTS, rubric, answer)
-        if is_placeholder(answer):
-            item.score, item.comment = 0.0, "No answer was submitted."
+            item.answer = value if isinstance(value, str) else ""
+            why = "No answer was submitted."
+            if value is not None and not isinstance(value, str):
+                why = f"{key} should be text in quotes; found {toml_type(value)}."
+        if is_placeholder(item.answer):
+            item.score, item.comment = 0.0, why
         items.append(item)
     return items
 

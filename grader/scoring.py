@@ -76,7 +76,8 @@ class ManualReview(Exception):
 
 def with_docs(message: str, spec: CheckSpec) -> str:
     """Feedback ends with the docs page that explains the check."""
-    return f"{message.rstrip()} See {spec.docs} in {DOCS_ROOT}."
+    text = message.rstrip()
+    return f"{text}{'' if text.endswith(('.', '?', '!')) else '.'} See {spec.docs} in {DOCS_ROOT}."
 
 
 def number_key(number: str) -> tuple[int, ...]:

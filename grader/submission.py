@@ -110,9 +110,10 @@ def parse_answers(raw: bytes) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
         raise ValueError(
-            f"answers.toml is not UTF-8 text (byte {exc.start} is {raw[exc.start : exc.start + 1]!r}); "
-            "save it as UTF-8."
+            f"answers.toml is not UTF-8 text (line {line} holds the byte "
+            f"{raw[exc.start : exc.start + 1]!r}); save it as UTF-8."
         ) from None
     try:
         data = tomllib.loads(text)

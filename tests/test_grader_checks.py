@@ -1,0 +1,277 @@
+"""The grader's checks on answers alone, its validation of observations, and reading submissions.
+
+These call the check functions directly with an ``Evidence`` that has answers but no runs, so every
+accepted or rejected form of an answer is pinned down without starting a sandbox.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+import grader
+from grader.checks.check_mask import check_causal_mask
+from grader.checks.check_params import check_lesson_total_reference
+from grader.checks.check_quiz import check_q1, check_q2, check_q3
+from grader.draws import draw
+from grader.evidence import Evidence
+from grader.observations import Int, ListOf, ObservationError, Record, TensorSpec
+from grader.rubrics import Q3_RUBRIC
+from grader.scoring import ManualReview, Partial
+from grader.submission import (
+    ANSWERS_MAX_DEPTH,
+    Submission,
+    UsageError,
+    check_folder,
+    discover,
+    parse_answers,
+    read_capped,
+)
+from reference import Config, causal_mask, count_parameters
+
+NEG = -math.inf
+ADDITIVE = causal_mask(4, kind="additive").tolist()
+KEEP = causal_mask(4, kind="bool").int().tolist()
+
+
+def evidence(**sections: dict) -> Evidence:
+    """A submission with these answers.toml tables and no runs."""
+    return Evidence(Submission("learner", Path("learner"), dict(sections), None), draw(0), {})
+
+
+def mask_sub(rows: object) -> Evidence:
+    return evidence(math={"causal_mask": rows})
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        ADDITIVE,
+        [["-inf" if x == NEG else 0 for x in row] for row in ADDITIVE],
+        [[" −INF " if x == NEG else "0" for x in row] for row in ADDITIVE],
+        [[NEG if x == NEG else 1 for x in row] for row in ADDITIVE],  # the sheet's 1s and -inf
+        [[NEG if x == NEG else i for x in row] for i, row in enumerate(ADDITIVE)],  # any constant per row
+        KEEP,
+        [[bool(x) for x in row] for row in KEEP],
+        [[1 - x for x in row] for row in KEEP],  # PyTorch's convention: True marks what is masked
+    ],
+    ids=["additive", "strings", "unicode-minus", "sheet-ones", "row-constants", "keep", "bool", "masked-true"],
+)
+def test_every_faithful_mask_convention_earns_full_marks(rows: object) -> None:
+    assert check_causal_mask(mask_sub(rows)).startswith("math.causal_mask: right")
+
+
+def test_a_mask_with_the_diagonal_masked_earns_half() -> None:
+    rows = [[0 if j < i else "-inf" for j in range(4)] for i in range(4)]
+    with pytest.raises(Partial) as caught:
+        check_causal_mask(mask_sub(rows))
+    assert caught.value.points == 4
+    assert caught.value.message == (
+        "math.causal_mask [[-inf, -inf, -inf, -inf], [0, -inf, -inf, -inf], [0, 0, -inf, -inf], [0, 0, 0, -inf]] "
+        'masks the diagonal too. Each token attends to itself: the sheet\'s "1s below the diagonal" means on and '
+        "below. With the diagonal masked, row 0 masks everything and its softmax is NaN. Expected "
+        "[[0, -inf, -inf, -inf], [0, 0, -inf, -inf], [0, 0, 0, -inf], [0, 0, 0, 0]] (or 1 on and below the "
+        "diagonal as a boolean keep-mask)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("lower", "math.causal_mask should be an array of 4 rows; found a string."),
+        ([], "math.causal_mask is empty: write the 4x4 mask as 4 rows of 4 entries."),
+        ([[0, 0]] * 4, "math.causal_mask row 0 should be an array of 4 entries; found [0, 0]."),
+        ([[0] * 4] * 3, "math.causal_mask should have 4 rows (a sequence of length 4); found 3."),
+        ([[0, "x", 0, 0]] + [[0] * 4] * 3, 'math.causal_mask[0][1] = "x" is neither a number nor "-inf".'),
+        ([[math.nan] * 4] * 4, 'math.causal_mask[0][0] = nan is neither a number nor "-inf".'),
+        (
+            [[0] * 4] * 4,
+            "math.causal_mask [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]] is not a causal mask. "
+            "Expected [[0, -inf, -inf, -inf], [0, 0, -inf, -inf], [0, 0, 0, -inf], [0, 0, 0, 0]]: 0 where query i "
+            "may attend to key j (j <= i), -inf above the diagonal; or as booleans, 1 on and below the diagonal "
+            "and 0 above.",
+        ),
+    ],
+)
+def test_a_wrong_mask_fails_saying_what_is_wrong(rows: object, message: str) -> None:
+    with pytest.raises(AssertionError) as caught:
+        check_causal_mask(mask_sub(rows))
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("answer", ["b", "B", " (b) ", "b)", "b. ", "b) Decoder layers", "Decoder layers"])
+def test_q1_accepts_the_letter_or_the_option_in_any_case(answer: str) -> None:
+    assert check_q1(evidence(quiz={"q1": answer})) == "quiz.q1: right, the decoder layers come after the embeddings."
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            "c",
+            "quiz.q1: you chose c) final norm. After the embeddings come the decoder layers (b); the final norm "
+            "and then the LM head come after the last layer.",
+        ),
+        (
+            "LM head",
+            "quiz.q1: you chose a) LM head. After the embeddings come the decoder layers (b); the final norm "
+            "and then the LM head come after the last layer.",
+        ),
+        ("d", 'quiz.q1 = "d" is not one of "a", "b", "c".'),
+        ("", 'quiz.q1 has no answer yet: write "a", "b" or "c".'),
+        (2, 'quiz.q1 should be a letter in quotes, e.g. q1 = "a"; found an integer.'),
+    ],
+)
+def test_q1_wrong_answers(answer: object, message: str) -> None:
+    with pytest.raises(AssertionError) as caught:
+        check_q1(evidence(quiz={"q1": answer}))
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("answer", [False, "false", "False.", " no ", "F"])
+def test_q2_accepts_false_as_boolean_or_word(answer: object) -> None:
+    assert check_q2(evidence(quiz={"q2": answer})).startswith("quiz.q2: right")
+
+
+def test_q2_true_is_wrong_with_kimi_k2s_numbers() -> None:
+    kimi = Config.kimi_k2()
+    with pytest.raises(AssertionError) as caught:
+        check_q2(evidence(quiz={"q2": "yes"}))
+    assert str(caught.value) == (
+        f"quiz.q2: MoE does not activate every expert. Each token goes to its top {kimi.num_experts_per_tok} of "
+        f"{kimi.n_routed_experts} routed experts in Kimi-K2, plus the always-on shared expert; that is why only a "
+        "fraction of the parameters run per token. The answer is false."
+    )
+
+
+def test_q3_with_every_idea_passes() -> None:
+    answer = "Dot products have variance d_k; dividing by sqrt(d_k) keeps it near 1 so softmax does not saturate."
+    assert check_q3(evidence(quiz={"q3": answer})).startswith("quiz.q3: all three ideas")
+
+
+def test_q3_with_some_ideas_earns_their_points() -> None:
+    with pytest.raises(Partial) as caught:
+        check_q3(evidence(quiz={"q3": "Dividing by sqrt(d_k) keeps the scores from getting too large."}))
+    assert caught.value.points == 4
+    assert caught.value.message == (
+        "quiz.q3: your answer states 2 of the 3 ideas; it does not say that large scores saturate the softmax "
+        "(nearly one-hot), so gradients vanish and training is unstable."
+    )
+
+
+def test_q3_the_rubric_cannot_confirm_goes_to_a_person() -> None:
+    answer = "It makes attention behave."
+    with pytest.raises(ManualReview) as caught:
+        check_q3(evidence(quiz={"q3": answer}))
+    assert caught.value.message == (
+        "quiz.q3: the rubric could not confirm its ideas in your answer, so a person will read it (6 points pending)."
+    )
+    assert (caught.value.rubric, caught.value.answer) == (Q3_RUBRIC, answer)
+
+
+@pytest.mark.parametrize("answer", ["", "...", " TODO: later", "n/a"])
+def test_q3_placeholder_is_no_answer(answer: str) -> None:
+    with pytest.raises(AssertionError) as caught:
+        check_q3(evidence(quiz={"q3": answer}))
+    assert str(caught.value) == "quiz.q3 has no answer yet: explain in a sentence or two what the scale is for."
+
+
+@pytest.mark.parametrize("written", [6155390976, "6,155,390,976", "6_155_390_976", 6155390976.0])
+def test_lesson_total_accepts_integers_written_several_ways(written: object) -> None:
+    assert count_parameters(Config.lesson()) == 6155390976  # the published count of the issue's spec
+    assert check_lesson_total_reference(evidence(params={"lesson_total": written})).startswith("params.lesson_total")
+
+
+def test_missing_keys_and_tables_are_named() -> None:
+    with pytest.raises(AssertionError) as caught:
+        check_q1(evidence(math={}))
+    assert str(caught.value) == (
+        "answers.toml has no [quiz] table; add it with its keys as in submissions/_template/answers.toml."
+    )
+    with pytest.raises(AssertionError) as caught:
+        check_q1(evidence(quiz={}))
+    assert str(caught.value) == (
+        "answers.toml has no `q1` in its [quiz] table; add it as in submissions/_template/answers.toml."
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "message"),
+    [
+        (Int(), True, "x should be a non-negative integer, got bool True"),
+        (Int(), -1, "x should be a non-negative integer, got int -1"),
+        (ListOf(Int(), length=2), [1], "x should have 2 items, got 1"),
+        (Record({"a": Int()}), {"b": 1}, "x lacks a"),
+        (TensorSpec(), {"shape": [2], "data": [1.0]}, "x.data does not hold the 2 numbers of shape [2]"),
+        (TensorSpec(), {"shape": [2], "data": [1.0, math.nan]}, "x.data[1] is not a finite number"),
+        (TensorSpec(), {"shape": [1], "data": [True]}, "x.data[0] is not a finite number"),
+        (TensorSpec(), {"shape": [-1], "data": []}, "x.shape[0] should be a non-negative integer, got int -1"),
+    ],
+)
+def test_observations_that_do_not_match_their_schema_are_rejected(spec, value, message) -> None:
+    with pytest.raises(ObservationError) as caught:
+        spec.check(value, "x")
+    assert str(caught.value) == message
+
+
+def test_a_tensor_observation_keeps_the_count_of_nan_and_inf() -> None:
+    observed = TensorSpec().check({"shape": [1, 2], "data": [None, 2.0]}, "x")
+    assert (observed.shape, observed.nonfinite) == ((1, 2), 1)
+
+
+def test_answers_toml_problems_become_messages() -> None:
+    with pytest.raises(
+        ValueError, match=r"^answers.toml is not UTF-8 text \(line 2 holds the byte b'\\xff'\); save it as UTF-8.$"
+    ):
+        parse_answers(b'q1 = "b"\n\xff')
+    with pytest.raises(ValueError, match=r"^answers.toml is not valid TOML: Invalid value \(at line 1, column 6\)"):
+        parse_answers(b"q1 = b")
+    nested = b"x = " + b"[" * 50 + b"]" * 50
+    with pytest.raises(ValueError, match=f"nested too deeply \\(more than {ANSWERS_MAX_DEPTH} levels\\)"):
+        parse_answers(nested)
+
+
+def test_files_are_read_without_following_links_and_within_their_cap(tmp_path: Path) -> None:
+    (tmp_path / "real.py").write_text("x = 1\n")
+    os.symlink(tmp_path / "real.py", tmp_path / "model.py")
+    with pytest.raises(OSError, match="^model.py is a symbolic link; submit the file itself$"):
+        read_capped(tmp_path / "model.py", 100)
+    with pytest.raises(OSError, match="^real.py is larger than the 0 KiB the grader reads$"):
+        read_capped(tmp_path / "real.py", 3)
+
+
+def test_folders_that_are_not_submissions_are_usage_errors(tmp_path: Path) -> None:
+    (tmp_path / "bad id").mkdir()
+    (tmp_path / "bad id" / "model.py").write_text("")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file.txt").write_text("")
+    cases = {
+        tmp_path / "nowhere": f"{tmp_path / 'nowhere'} does not exist.",
+        tmp_path / "file.txt": f"{tmp_path / 'file.txt'} is a file; give its folder, submissions/<student-id>/.",
+        tmp_path / "bad id": f"{tmp_path / 'bad id'}: 'bad id' is not a valid student id (letters, digits, '-' "
+        "and '_' only); rename the folder.",
+        tmp_path / "empty": f"{tmp_path / 'empty'} is not a submission folder: it holds none of answers.toml, "
+        "model.py, mla.py (see submissions/README.md).",
+    }
+    for path, message in cases.items():
+        with pytest.raises(UsageError) as caught:
+            check_folder(path)
+        assert str(caught.value) == message
+
+
+def test_discovery_skips_the_template_hidden_folders_and_files(tmp_path: Path) -> None:
+    for name in ("_template", ".git", "zoe", "amy"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "README.md").write_text("")
+    assert [p.name for p in discover(tmp_path)] == ["amy", "zoe"]
+
+
+def test_the_points_table_adds_up_to_100_with_unique_numbered_checks() -> None:
+    table = grader.points_table()
+    assert sum(row["points"] for row in table) == 100
+    assert len({row["number"] for row in table}) == len({row["name"] for row in table}) == len(table) == 17
+    assert [row["number"] for row in table] == sorted((row["number"] for row in table), key=lambda n: n.split("."))
+    assert all(row["docs"].startswith("auto_examples/") and row["what"] for row in table)
