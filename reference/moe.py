@@ -81,23 +81,22 @@ class Experts(nn.Module):
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """``x``: ``(N, H)``; ``weights``, ``indices``: ``(N, k)``. Returns ``sum_k weight * expert(x)``, ``(N, H)``."""
-        k = indices.shape[1]
+        N, k = indices.shape
         flat = indices.flatten()  # (N*k,) expert of each (token, slot)
-        order = flat.argsort()  # (token, slot) pairs grouped by expert
+        order = flat.argsort(stable=True)  # (token, slot) pairs grouped by expert
         counts = torch.bincount(flat, minlength=self.gate_proj.shape[0]).tolist()
-        out = torch.zeros_like(x)
-        start = 0
+        grouped = x[order // k]  # (N*k, H) each token once per chosen expert, grouped by expert
+        # unbind, not gate_proj[e]: backward then builds each weight's gradient once, not once per expert.
+        gate, up, down = self.gate_proj.unbind(0), self.up_proj.unbind(0), self.down_proj.unbind(0)
+        outputs, start = [], 0
         for expert, count in enumerate(counts):
             if count == 0:
                 continue  # an expert no token chose costs nothing
-            pairs = order[start : start + count]
+            h = grouped[start : start + count]  # (count, H)
             start += count
-            tokens = pairs // k
-            h = x[tokens]  # (count, H)
-            y = F.linear(F.silu(F.linear(h, self.gate_proj[expert])) * F.linear(h, self.up_proj[expert]),
-                         self.down_proj[expert])  # fmt: skip
-            out.index_add_(0, tokens, y * weights.flatten()[pairs, None])
-        return out
+            outputs.append(F.linear(F.silu(F.linear(h, gate[expert])) * F.linear(h, up[expert]), down[expert]))
+        y = torch.cat(outputs) * weights.flatten()[order, None]  # (N*k, H), weighted, grouped by expert
+        return y[order.argsort()].view(N, k, -1).sum(dim=1)  # back to (token, slot) order, summed over slots
 
 
 class MoE(nn.Module):
