@@ -92,7 +92,7 @@ def read_capped(path: Path, limit: int) -> bytes:
             raise OSError(f"{path.name} is not a regular file")
         data = handle.read(limit + 1)
     if len(data) > limit:
-        raise OSError(f"{path.name} is larger than the {limit // 1024} KiB the grader reads")
+        raise OSError(f"{path.name} is larger than the {limit:,} bytes the grader reads")
     return data
 
 

@@ -237,10 +237,12 @@ def test_answers_toml_problems_become_messages() -> None:
 def test_files_are_read_without_following_links_and_within_their_cap(tmp_path: Path) -> None:
     (tmp_path / "real.py").write_text("x = 1\n")
     os.symlink(tmp_path / "real.py", tmp_path / "model.py")
-    with pytest.raises(OSError, match="^model.py is a symbolic link; submit the file itself$"):
+    with pytest.raises(OSError) as caught:
         read_capped(tmp_path / "model.py", 100)
-    with pytest.raises(OSError, match="^real.py is larger than the 0 KiB the grader reads$"):
+    assert str(caught.value) == "model.py is a symbolic link; submit the file itself"
+    with pytest.raises(OSError) as caught:
         read_capped(tmp_path / "real.py", 3)
+    assert str(caught.value) == "real.py is larger than the 3 bytes the grader reads"
 
 
 def test_folders_that_are_not_submissions_are_usage_errors(tmp_path: Path) -> None:
