@@ -54,24 +54,15 @@ def judge(reply: dict, nonce: str, lim: Limits, outcome: type[Outcome]) -> Outco
     """The Outcome of one run, from the zygote's ``reply`` (see ``grader/sandbox_child.py``)."""
     out = tail(reply.get("tail", ""))
     seconds = float(reply.get("seconds", 0.0))
-    killed = reply.get("killed", "")
-    if killed in ("output-limit", "timeout"):
-        return outcome(killed, None, limit_message(killed, lim), out, seconds)
-    if killed == "result-limit":
+    reason = reply.get("reason", "")
+    if reason == "result-limit":
         msg = f"the observations were larger than {_size(lim.output_bytes)}; nothing of them was used"
         return outcome("bad-result", None, msg, out, seconds)
-    try:
-        report = json.loads(reply.get("report") or "null")
-    except ValueError:
-        report = None
-    if not isinstance(report, dict):
-        msg = "the sandbox could not run this code (an internal error of the grader; tell your instructor)"
-        return outcome("crashed", None, msg, out, seconds)
-    if report.get("reason"):
-        return outcome(report["reason"], None, limit_message(report["reason"], lim), out, seconds)
+    if reason:
+        return outcome(reason, None, limit_message(reason, lim), out, seconds)
     envelope = _envelope(reply.get("result", ""), nonce)
     if envelope is None:
-        return _no_result(int(report.get("exit", 0)), float(report.get("cpu", 0.0)), lim, out, seconds, outcome)
+        return _no_result(int(reply.get("exit", 0)), float(reply.get("cpu", 0.0)), lim, out, seconds, outcome)
     return _from_envelope(envelope, lim, out, seconds, outcome)
 
 
@@ -125,6 +116,9 @@ def _from_envelope(envelope: dict, lim: Limits, out: str, seconds: float, outcom
         return outcome("memory-limit", None, limit_message("memory-limit", lim, error), out, seconds)
     if kind == "file":
         return outcome("file-limit", None, limit_message("file-limit", lim, error), out, seconds)
+    if kind == "sandbox-error":
+        msg = f"the sandbox could not prepare this run ({error}): a fault of the grader, not of your code"
+        return outcome("crashed", None, msg, out, seconds)
     if kind == "unserializable":
         msg = f"the observations could not be sent back as JSON ({error}); nothing of them was used"
         return outcome("bad-result", None, msg, out, seconds)

@@ -2,18 +2,17 @@
 
 Started by ``grader.sandbox`` as ``python -I -c <this source> MODE CTL_IN CTL_OUT RUN_UID KEEP`` (under
 bubblewrap, or as a plain child when bubblewrap is missing). Standard library and ctypes only:
-nothing of the grader is visible here. Each request builds this process tree::
+nothing of the grader is visible here. In ``ns`` mode each request builds, in a fresh pid namespace::
 
-    zygote (this loop; trusted; torch imported)
-      └─ C1 (ns mode only): unshare(mount, pid), fork, exit      → the next fork is pid 1 of a fresh pid namespace
-           └─ supervisor (pid 1; trusted): tmpfs /scratch, /tmp, /dev/shm, fresh /proc; watchdog
-                └─ runner: files, limits, drop to RUN_UID and all capabilities, probe.<call>(**args)
+    zygote (this loop; trusted; torch imported; watchdog)
+      ├─ pid 1: /usr/bin/sleep, spawned without copying the zygote (posix_spawn); the namespace's anchor
+      └─ pid 2: the runner, forked: its own mount namespace (tmpfs /scratch, /tmp, /dev/shm, a fresh /proc),
+                the files, limits, then an unprivileged uid and no capabilities, then probe.<call>(**args)
 
-The supervisor polls the run every 20 ms: wall time, number of processes and their private memory;
-at a limit it kills every process of the run (``kill(-1)`` from pid 1 reaches the whole namespace) and
-says which limit. When the supervisor exits, the kernel kills whatever is left in its pid namespace,
-so nothing of one run survives into the next. In plain mode (no namespaces) the run is a process
-group and, when we are root, a dedicated uid; both are swept at the end.
+The zygote polls the run every 20 ms: wall time, threads and private memory of every process in the
+namespace; at a limit, or when the runner is done, it kills pid 1, and the kernel kills whatever else
+is left in the namespace, so nothing of one run survives into the next. In plain mode (no namespaces)
+the run is a session and, when we are root, a dedicated uid, and those are swept instead.
 """
 
 import base64
@@ -26,9 +25,11 @@ import shutil
 import signal
 import struct
 import sys
+import threading
 import time
 import traceback
 import types
+from collections.abc import Callable
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNS, CLONE_NEWPID = 0x00020000, 0x20000000
@@ -37,8 +38,7 @@ MS_REC, MS_PRIVATE = 16384, 1 << 18
 PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 38, 36
 POLL_SECONDS = 0.02
 TAIL_BYTES = 16384
-CONTROL_FDS: list[int] = []
-KEEP_UNDER_TMP: list[str] = []
+ANCHOR = ["/usr/bin/sleep", "100000"]
 
 
 def _check(ret: int, what: str) -> None:
@@ -53,13 +53,13 @@ def _mount_tmpfs(path: str, size: int, mode: str) -> None:
     _check(LIBC.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, opts), f"mount {path}")
 
 
-def _fresh_tmp(size: int) -> None:
+def _fresh_tmp(size: int, keep: list[str]) -> None:
     """An empty tmpfs on /tmp for this run, keeping the read-only mounts under it (a virtualenv in /tmp).
 
     Each kept mount is held by an O_PATH descriptor before /tmp is covered, then bound back through
     ``/proc/self/fd`` and made read-only again.
     """
-    held = {path: os.open(path, os.O_PATH) for path in KEEP_UNDER_TMP}
+    held = {path: os.open(path, os.O_PATH) for path in keep}
     _mount_tmpfs("/tmp", size, "1777")
     for path, fd in held.items():
         os.makedirs(path, mode=0o755, exist_ok=True)
@@ -68,6 +68,18 @@ def _fresh_tmp(size: int) -> None:
         flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV
         _check(LIBC.mount(None, path.encode(), None, flags, None), f"read-only {path}")
         os.close(fd)
+
+
+def _private_mounts(req: dict, keep: list[str]) -> None:
+    """The runner's own mount namespace: fresh /scratch, /proc (this pid namespace), /tmp and /dev/shm."""
+    lim = req["limits"]
+    _check(LIBC.unshare(CLONE_NEWNS), "unshare mount namespace")
+    _check(LIBC.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
+    room = sum(len(v) for v in req["files"].values()) + lim["file_bytes"] + (1 << 20)
+    _mount_tmpfs(req["scratch"], room, "0755")
+    _check(LIBC.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount /proc")
+    _fresh_tmp(lim["file_bytes"] + (1 << 20), keep)
+    _mount_tmpfs("/dev/shm", lim["file_bytes"] + (1 << 20), "1777")
 
 
 def _drop_privileges(uid: int) -> None:
@@ -82,48 +94,45 @@ def _drop_privileges(uid: int) -> None:
     _check(LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
 
 
-def _vm_size() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0
+def _status(pid: int | str) -> dict[str, list[str]]:
+    """``/proc/<pid>/status`` as {field: values}; empty when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return {k: v.split() for k, _, v in (line.partition(":") for line in f)}
+    except OSError:
+        return {}
 
 
-def _set_limits(lim: dict) -> None:
-    """Per-process limits of the runner; the supervisor's watchdog adds limits over the whole tree."""
+def _set_limits(lim: dict, nproc_margin: int) -> None:
+    """Per-process limits of the runner; the zygote's watchdog adds limits over the whole tree."""
     cpu = max(1, int(lim["cpu_seconds"] + 0.999))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (lim["file_bytes"], lim["file_bytes"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
     # The address space already holds the interpreter and torch; the limit is what comes on top.
-    space = _vm_size() + lim["memory_bytes"]
+    space = int(_status("self")["VmSize"][0]) * 1024 + lim["memory_bytes"]
     resource.setrlimit(resource.RLIMIT_AS, (space, space))
-    if lim["nproc_margin"] >= 0:
+    if nproc_margin >= 0:
         # A backstop above the watchdog's count, which kills the run with a clear verdict first. The
         # margin covers the sandbox's own processes where they count too (one user namespace, no uid switch).
-        nproc = lim["processes"] + lim["nproc_margin"]
+        nproc = lim["processes"] + nproc_margin
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
 
-def _runner(req: dict, scratch: str, out_w: int, res_w: int, uid: int) -> None:
-    """Run the probe call as the untrusted tenant of this sandbox; write one JSON envelope to ``res_w``."""
+def _runner(req: dict, ns: bool, uid: int, keep: list[str], margin: int, out_w: int, res_w: int) -> None:
+    """Prepare the run's private world, then run the probe call as its untrusted tenant.
+
+    Writes exactly one JSON envelope to ``res_w``: the probe's result, or why there is none.
+    """
+    try:
+        _prepare(req, ns, uid, keep, margin, out_w, res_w)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        with os.fdopen(res_w, "wb") as f:
+            f.write(json.dumps({"nonce": req["nonce"], "kind": "sandbox-error", "error": error}).encode())
+        return
     nonce = req["nonce"]
-    os.dup2(out_w, 1)
-    os.dup2(out_w, 2)
-    devnull = os.open("/dev/null", os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.closerange(3, res_w)
-    os.closerange(res_w + 1, 1 << 16)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_DFL)
-    os.chdir(scratch)
-    _set_limits(req["limits"])
-    _drop_privileges(uid)
-    sys.path.insert(0, scratch)
-    sys.dont_write_bytecode = True
-    sys.argv = ["probe"]
     probe = types.ModuleType("probe")
     sys.modules["probe"] = probe
     try:
@@ -145,6 +154,35 @@ def _runner(req: dict, scratch: str, out_w: int, res_w: int, uid: int) -> None:
         f.write(text.encode())
 
 
+def _prepare(req: dict, ns: bool, uid: int, keep: list[str], margin: int, out_w: int, res_w: int) -> None:
+    """Everything before the untrusted code: mounts, files, descriptors, limits, then giving up privileges."""
+    os.setsid()
+    scratch = req["scratch"]
+    if ns:
+        _private_mounts(req, keep)
+    else:
+        os.makedirs(scratch, mode=0o755)
+    for name, data in req["files"].items():
+        with open(os.path.join(scratch, name), "wb") as f:
+            f.write(base64.b64decode(data))
+    if uid >= 0 and os.getuid() == 0:
+        for path in [scratch, *(os.path.join(scratch, n) for n in req["files"])]:
+            os.chown(path, uid, uid)
+    os.dup2(out_w, 1)
+    os.dup2(out_w, 2)
+    os.dup2(os.open("/dev/null", os.O_RDONLY), 0)
+    os.closerange(3, res_w)
+    os.closerange(res_w + 1, 1 << 16)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+    os.chdir(scratch)
+    _set_limits(req["limits"], margin)
+    _drop_privileges(uid)
+    sys.path.insert(0, scratch)
+    sys.dont_write_bytecode = True
+    sys.argv = ["probe"]
+
+
 def _error_kind(exc: BaseException) -> str:
     """Name the limit behind an exception, when one is: MemoryError, torch's allocator failure, EFBIG."""
     if isinstance(exc, MemoryError) or "DefaultCPUAllocator" in str(exc):
@@ -154,229 +192,198 @@ def _error_kind(exc: BaseException) -> str:
     return "error"
 
 
-def _tree(ns: bool, pgid: int, uid: int) -> list[int]:
-    """The processes of this run but the supervisor: all in our pid namespace, else its session group (or uid)."""
-    pids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        if ns:
-            pids.append(int(name))
-            continue
+class Run:
+    """One run seen from the zygote: which processes are its, how much they use, how to kill them all."""
+
+    def __init__(self, ns: bool, anchor: int, runner: int, uid: int, baseline: int) -> None:
+        self.ns, self.anchor, self.runner, self.uid, self.baseline = ns, anchor, runner, uid, baseline
+
+    def members(self) -> list[tuple[int, dict[str, list[str]]]]:
+        """Every process of the run but the anchor, with its status."""
+        found = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) in (os.getpid(), self.anchor):
+                continue
+            st = _status(name)
+            if self.ns:
+                mine = len(st.get("NSpid", ())) >= 2  # the run's namespace is the only one nested in ours
+            else:
+                mine = self._in_session(name) or (self.uid >= 0 and st.get("Uid", [""])[0] == str(self.uid))
+            if mine:
+                found.append((int(name), st))
+        return found
+
+    def _in_session(self, pid: str) -> bool:
         try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            if int(fields[2]) == pgid or (uid >= 0 and os.stat(f"/proc/{name}").st_uid == uid):
-                pids.append(int(name))
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                return int(f.read().rsplit(b")", 1)[1].split()[3]) == self.runner
         except (OSError, IndexError, ValueError):
-            continue
-    return pids
+            return False
+
+    def usage(self) -> tuple[int, int]:
+        """Threads of the run (RLIMIT_NPROC counts threads too) and the anonymous memory it added:
+        each process's RssAnon beyond what the zygote already had (forked pages start shared)."""
+        tasks, added = 0, 0
+        for _, st in self.members():
+            try:
+                tasks += int(st["Threads"][0])
+                added += max(0, int(st["RssAnon"][0]) * 1024 - self.baseline)
+            except (KeyError, IndexError, ValueError):
+                continue
+        return tasks, added
+
+    def kill(self) -> None:
+        """SIGKILL all of the run: its pid 1 takes the namespace along; else the session and the uid."""
+        if self.ns:
+            os.kill(self.anchor, signal.SIGKILL)
+            return
+        for _ in range(100):  # processes may fork while we kill; stop when none is left
+            pids = [pid for pid, _ in self.members()]
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    continue
 
 
-def _usage(pids: list[int], baseline: int) -> tuple[int, int]:
-    """Threads of the run (RLIMIT_NPROC counts threads too) and the anonymous memory it added:
-    each process's RssAnon beyond what the zygote already had (forked pages start shared)."""
-    tasks, added = 0, 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("RssAnon:"):
-                        added += max(0, int(line.split()[1]) * 1024 - baseline)
-                    elif line.startswith("Threads:"):
-                        tasks += int(line.split()[1])
-        except (OSError, ValueError):
-            continue
-    return tasks, added
-
-
-def _kill_all(ns: bool, pgid: int, uid: int) -> None:
-    """SIGKILL every process of the run (pid 1's kill(-1) spares only itself)."""
-    if ns:
-        try:
-            os.kill(-1, signal.SIGKILL)
-        except ProcessLookupError:  # nothing left to kill
-            pass
-        return
-    for pid in _tree(False, pgid, uid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            continue
-
-
-def _supervise(req: dict, ns: bool, out_w: int, res_w: int, rep_w: int, uid: int, baseline: int) -> None:
-    """Pid 1 of the run: prepare the scratch space, start the runner, enforce the tree-wide limits, report."""
-    lim = req["limits"]
-    files = {name: base64.b64decode(data) for name, data in req["files"].items()}
-    scratch = req["scratch"]
-    if ns:
-        _check(LIBC.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
-        room = sum(map(len, files.values())) + lim["file_bytes"] + (1 << 20)
-        _mount_tmpfs(scratch, room, "0755")
-        _check(LIBC.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount /proc")
-        _fresh_tmp(lim["file_bytes"] + (1 << 20))
-        _mount_tmpfs("/dev/shm", lim["file_bytes"] + (1 << 20), "1777")
-    else:
-        os.makedirs(scratch, mode=0o755)
-    for name, data in files.items():
-        with open(os.path.join(scratch, name), "wb") as f:
-            f.write(data)
-    if uid >= 0 and os.getuid() == 0:
-        for path in [scratch, *(os.path.join(scratch, n) for n in files)]:
-            os.chown(path, uid, uid)
-    group = os.setsid()
+def _serve(req: dict, ctx: dict) -> dict:
+    """Start one run, watch it, collect its output, result and verdict facts for the parent to judge."""
+    lim, ns = req["limits"], ctx["ns"]
+    out_r, out_w = os.pipe()
+    res_r, res_w = os.pipe()
     start = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(rep_w)
-            _runner(req, scratch, out_w, res_w, uid)
-        finally:
+
+    def fork_runner() -> int:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(out_r)
+                os.close(res_r)
+                _runner(req, ns, ctx["uid"], ctx["keep"], ctx["margin"], out_w, res_w)
+            except BaseException:
+                traceback.print_exc()
+                os._exit(70)
             os._exit(0)
+        return pid
+
+    anchor, pid = _in_new_pid_namespace(fork_runner) if ns else (-1, fork_runner())
     os.close(out_w)
     os.close(res_w)
-    reason, status, peak_procs, peak_mem = "", 0, 0, 0
-    pidfd = os.pidfd_open(pid)
+    run = Run(ns, anchor, pid, ctx["uid"], ctx["baseline"])
+    facts = _watch(run, lim, out_r, res_r, os.pidfd_open(pid), start)
+    run.kill()
+    for fd in (out_r, res_r):
+        os.close(fd)
+    _reap()
+    if not ns:
+        shutil.rmtree(req["scratch"], ignore_errors=True)
+    facts["seconds"] = time.monotonic() - start
+    return facts
+
+
+def _in_new_pid_namespace(fork_runner: Callable[[], int]) -> tuple[int, int]:
+    """Start the anchor (pid 1) and the runner (pid 2) in a fresh pid namespace; return their pids.
+
+    unshare(CLONE_NEWPID) changes where the *caller's* next children go, and only once per task; so
+    it is done by a short-lived thread, which then starts both children and ends, leaving the zygote's
+    own namespace settings untouched for the next run (no setns, which a user namespace may forbid).
+    """
+    box: dict = {}
+
+    def spawn() -> None:
+        try:
+            _check(LIBC.unshare(CLONE_NEWPID), "unshare pid namespace")
+            box["anchor"] = os.posix_spawn(ANCHOR[0], ANCHOR, {})
+            box["runner"] = fork_runner()
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=spawn)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["anchor"], box["runner"]
+
+
+def _watch(run: Run, lim: dict, out_r: int, res_r: int, pidfd: int, start: float) -> dict:
+    """Read the run's output and result, check the limits every poll, until the runner ends or a limit."""
+    buffers = {out_r: bytearray(), res_r: bytearray()}
+    sizes = dict.fromkeys(buffers, 0)
+    reason, status, peak_tasks, peak_memory = "", None, 0, 0
     sel = selectors.DefaultSelector()
-    sel.register(pidfd, selectors.EVENT_READ)
-    while True:
-        if sel.select(POLL_SECONDS):
-            status = os.waitpid(pid, 0)[1]
+    for fd in (out_r, res_r, pidfd):
+        sel.register(fd, selectors.EVENT_READ)
+    while status is None and not reason:
+        for key, _ in sel.select(POLL_SECONDS):
+            if key.fd == pidfd:
+                _, status, usage = os.wait4(run.runner, 0)
+                cpu = usage.ru_utime + usage.ru_stime
+                sel.unregister(pidfd)
+                continue
+            chunk = os.read(key.fd, 65536)
+            sizes[key.fd] += len(chunk)
+            buffers[key.fd] += chunk
+            if not chunk:
+                sel.unregister(key.fd)
+            elif key.fd == out_r:
+                del buffers[out_r][:-TAIL_BYTES]
+                if sizes[out_r] > lim["output_bytes"]:
+                    reason = "output-limit"
+            elif sizes[res_r] > lim["output_bytes"]:
+                reason = "result-limit"
+        if status is not None or reason:
             break
-        pids = _tree(ns, group, uid)
-        tasks, added = _usage(pids, baseline)
-        peak_procs, peak_mem = max(peak_procs, tasks), max(peak_mem, added)
+        tasks, added = run.usage()
+        peak_tasks, peak_memory = max(peak_tasks, tasks), max(peak_memory, added)
         if time.monotonic() - start > lim["wall_seconds"]:
             reason = "timeout"
         elif tasks >= lim["processes"]:
             reason = "process-limit"
-        elif peak_mem > lim["memory_bytes"]:
+        elif added > lim["memory_bytes"]:
             reason = "memory-limit"
-        if reason:
-            _kill_all(ns, group, uid)
-            status = os.waitpid(pid, 0)[1]
-            break
-    _kill_all(ns, group, uid)
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    report = {
+    if status is None:  # stopped at a limit: kill, then collect the runner's status
+        run.kill()
+        _, status, usage = os.wait4(run.runner, 0)
+        cpu = usage.ru_utime + usage.ru_stime
+    run.kill()  # whatever the runner left behind holds the pipes open
+    for fd in list(sel.get_map()):
+        if fd != pidfd and reason not in ("output-limit", "result-limit"):
+            _drain(fd, buffers[fd], sizes, lim["output_bytes"])
+    sel.close()
+    os.close(pidfd)
+    return {
         "reason": reason,
         "exit": os.waitstatus_to_exitcode(status),
-        "cpu": usage.ru_utime + usage.ru_stime,
-        "peak_processes": peak_procs,
-        "peak_memory": peak_mem,
-    }
-    with os.fdopen(rep_w, "wb") as f:
-        f.write(json.dumps(report).encode())
-
-
-def _serve(req: dict, ns: bool, uid: int, baseline: int) -> dict:
-    """Fork one run, collect its output, result and report; return the facts for the parent to judge."""
-    lim = req["limits"]
-    out_r, out_w = os.pipe()
-    res_r, res_w = os.pipe()
-    rep_r, rep_w = os.pipe()
-    start = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            for fd in (out_r, res_r, rep_r, *CONTROL_FDS):
-                os.close(fd)
-            if ns:
-                _check(LIBC.unshare(CLONE_NEWNS | CLONE_NEWPID), "unshare")
-                if os.fork() != 0:
-                    os._exit(0)
-            _supervise(req, ns, out_w, res_w, rep_w, uid, baseline)
-        except BaseException:
-            traceback.print_exc()
-            os._exit(70)
-        os._exit(0)
-    for fd in (out_w, res_w, rep_w):
-        os.close(fd)
-    if ns:
-        os.waitpid(pid, 0)  # C1 is gone at once; the supervisor is now our child (we are a subreaper)
-    streams = {out_r: bytearray(), res_r: bytearray(), rep_r: bytearray()}
-    sizes = dict.fromkeys(streams, 0)
-    caps = {out_r: lim["output_bytes"], res_r: lim["output_bytes"] + 1, rep_r: 65536}
-    sel = selectors.DefaultSelector()
-    for fd in streams:
-        sel.register(fd, selectors.EVENT_READ)
-    killed = ""
-    backstop = start + lim["wall_seconds"] + 5.0
-    while sel.get_map():
-        events = sel.select(max(0.0, backstop - time.monotonic()))
-        if not events:
-            killed = "timeout"
-            break
-        for key, _ in events:
-            chunk = os.read(key.fd, 65536)
-            if not chunk:
-                sel.unregister(key.fd)
-                continue
-            sizes[key.fd] += len(chunk)
-            buf = streams[key.fd]
-            buf += chunk
-            if key.fd == out_r:
-                del buf[:-TAIL_BYTES]
-            if sizes[key.fd] > caps[key.fd]:
-                killed = "output-limit" if key.fd == out_r else "result-limit"
-        if killed:
-            break
-    if killed:
-        _kill_supervisor(pid, ns, uid)
-    sel.close()
-    for fd in streams:
-        os.close(fd)
-    _reap(pid, ns)
-    if not ns:
-        shutil.rmtree(req["scratch"], ignore_errors=True)
-    return {
-        "killed": killed,
-        "report": streams[rep_r].decode("utf-8", "replace"),
-        "result": streams[res_r].decode("utf-8", "replace") if killed != "result-limit" else "",
-        "tail": streams[out_r].decode("utf-8", "replace"),
+        "cpu": cpu,
+        "peak_processes": peak_tasks,
+        "peak_memory": peak_memory,
+        "result": buffers[res_r].decode("utf-8", "replace") if sizes[res_r] <= lim["output_bytes"] else "",
+        "tail": buffers[out_r][-TAIL_BYTES:].decode("utf-8", "replace"),
         "output_bytes": sizes[out_r],
-        "seconds": time.monotonic() - start,
     }
 
 
-def _kill_supervisor(pid: int, ns: bool, uid: int) -> None:
-    """Kill a run from outside: in ns mode its pid 1 (the namespace dies with it); else its group and uid."""
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    if not ns:
-        _sweep(pid, uid)
+def _drain(fd: int, buf: bytearray, sizes: dict, cap: int) -> None:
+    """Read what is left in a pipe whose writers are all dead, up to ``cap`` bytes."""
+    while sizes[fd] <= cap:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
+        sizes[fd] += len(chunk)
+        buf += chunk
 
 
-def _sweep(pgid: int, uid: int) -> None:
-    """Plain mode: kill the run's session group and, when a uid was dedicated to it, all of that uid."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except OSError:
-        pass
-    if uid >= 0 and os.getuid() == 0:
-        helper = os.fork()
-        if helper == 0:
-            os.setresuid(uid, uid, uid)
-            os.kill(-1, signal.SIGKILL)
-            os._exit(0)
-        os.waitpid(helper, 0)
-
-
-def _reap(pid: int, ns: bool) -> None:
-    """Wait for the supervisor (ns mode: it was reparented to us) and any other stray child."""
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
+def _reap() -> None:
+    """Collect every finished child (the anchor, strays reparented to us as subreaper)."""
     while True:
         try:
-            if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                break
+            if os.waitpid(-1, 0)[0] == 0:
+                return
         except ChildProcessError:
-            break
+            return
 
 
 def _read_msg(fd: int) -> dict | None:
@@ -402,39 +409,33 @@ def _send_msg(fd: int, msg: dict) -> None:
     os.write(fd, struct.pack("!I", len(body)) + body)
 
 
-def _rss_anon() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def main() -> None:
     mode, ctl_in, ctl_out, uid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    KEEP_UNDER_TMP.extend(json.loads(sys.argv[5]))
     ns = mode == "ns"
-    CONTROL_FDS.extend((ctl_in, ctl_out))
-    # RLIMIT_NPROC counts per user (per user namespace under bubblewrap) and never binds real root:
-    # it holds when the run has a uid of its own or its own user namespace, not for a plain non-root child
-    # (margin -1: not set). In a user namespace the zygote's threads, bwrap's init and the supervisor count.
+    for fd in (ctl_in, ctl_out):
+        os.set_inheritable(fd, False)
     _check(LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "subreaper")
     try:
         import torch  # the point of the zygote: every run starts with torch already imported
 
         torch.set_num_threads(1)
-        with torch.device("meta"):  # the first init on meta imports torch._dynamo (~3 s): pay it once, here
-            torch.nn.Embedding(2, 2)
         version = torch.__version__
     except ImportError:
         version = ""
+    # RLIMIT_NPROC counts per user (per user namespace under bubblewrap) and never binds real root:
+    # it holds when the run has a uid of its own or its own user namespace, not for a plain non-root child
+    # (margin -1: not set). In a user namespace the zygote's threads and bwrap's init count too.
     own_uid = uid >= 0 and os.getuid() == 0
-    margin = 4 if own_uid else len(os.listdir("/proc/self/task")) + 8 if ns else -1
-    baseline = _rss_anon()
+    ctx = {
+        "ns": ns,
+        "uid": uid,
+        "keep": json.loads(sys.argv[5]),
+        "margin": 4 if own_uid else len(os.listdir("/proc/self/task")) + 8 if ns else -1,
+        "baseline": int(_status("self")["RssAnon"][0]) * 1024,
+    }
     _send_msg(ctl_out, {"ready": True, "torch": version, "pid": os.getpid()})
     while (req := _read_msg(ctl_in)) is not None:
-        req["limits"]["nproc_margin"] = margin
-        _send_msg(ctl_out, _serve(req, ns, uid, baseline))
+        _send_msg(ctl_out, _serve(req, ctx))
 
 
 main()
