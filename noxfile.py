@@ -63,7 +63,7 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def grade(session: nox.Session) -> None:
     """Grade submissions: ``nox -s grade`` grades submissions/; ``-- PATH ...`` grades those."""
-    install(session)
+    install(session, "grade")
     session.run("python", "-m", "grader", *session.posargs)
 
 
