@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import GraderError, UsageError, grade
 from .experiments import RunResult
+from .manual import load_scores
 from .results import StudentResult
 from .sandbox import SandboxUnavailable
 from .submission import discover
@@ -107,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         show_summary(results, args.out)
     print(f"Reports written to {args.out}/" + (f" (manual scores merged from {manual})" if manual else ""))
+    if manual is not None:
+        unmatched = sorted(set(load_scores(manual)) - {r.student for r in results})
+        if unmatched:
+            print(f"note: {manual} also scores {', '.join(unmatched)}, not graded in this run.", file=sys.stderr)
     errors = [f"{r.student}: {e}" for r in results for e in r.grader_errors]
     if errors:
         print("grader: failed: internal errors while scoring:\n  " + "\n  ".join(errors), file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -20,7 +21,7 @@ from grader.draws import draw
 from grader.evidence import Evidence
 from grader.observations import Int, ListOf, ObservationError, Record, TensorSpec
 from grader.rubrics import Q3_RUBRIC
-from grader.scoring import ManualReview, Partial
+from grader.scoring import CheckSpec, ManualReview, Partial, ScoringPlugin
 from grader.submission import (
     ANSWERS_MAX_DEPTH,
     Submission,
@@ -277,3 +278,16 @@ def test_the_points_table_adds_up_to_100_with_unique_numbered_checks() -> None:
     assert len({row["number"] for row in table}) == len({row["name"] for row in table}) == len(table) == 17
     assert [row["number"] for row in table] == sorted((row["number"] for row in table), key=lambda n: n.split("."))
     assert all(row["docs"].startswith("auto_examples/") and row["what"] for row in table)
+
+
+def test_a_check_that_breaks_is_reported_as_a_grader_error_not_as_the_learners_fault() -> None:
+    sub = evidence(quiz={})
+    plugin = ScoringPlugin([sub])
+    spec = CheckSpec("9.9", "demo.check", 3, "a demo", "auto_examples/09_quiz.html")
+    result = plugin.judge(sub, spec, "node", SimpleNamespace(value=KeyError("oops")))
+    assert (result.score, result.status) == (0.0, "failed")
+    assert result.message == (
+        "The grader could not score this check (internal error KeyError); it is not your fault: your instructor "
+        "has been told."
+    )
+    assert plugin.errors["learner"] == ["demo.check: KeyError: 'oops'"]
