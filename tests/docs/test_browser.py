@@ -1,0 +1,111 @@
+"""Open the built pages from disk in a real headless Chromium with the network off.
+
+For each page: MathJax (the copy shipped with the site) typeset every formula without error, every
+image loaded, every font loaded, the console shows no error, and nothing but local files was
+requested. A screenshot of each page lands in docs/_build/screenshots/<edition>/ as an artifact.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from docs_site import BUILD, lesson_sources
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,1000",
+)
+PAGES = ["index.html", "learners/submit.html", "api/reference.html"] + [
+    f"auto_examples/{source.stem}.html" for source in lesson_sources()
+]
+PAGES_WITH_MATH = {"auto_examples/01_components.html", "auto_examples/02_rope.html", "auto_examples/03_attention.html"}
+LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
+
+WAIT_FOR_MATHJAX = """
+const done = arguments[arguments.length - 1];
+const ready = () => (window.MathJax && MathJax.startup && MathJax.startup.promise)
+    ? MathJax.startup.promise.then(() => done(true), (e) => done(String(e)))
+    : done(window.MathJax ? 'MathJax loaded but never started' : 'absent');
+if (document.readyState === 'complete') { ready(); } else { window.addEventListener('load', ready); }
+"""
+INSPECT = """
+const maths = Array.from(document.querySelectorAll('.math'));
+return {
+  maths: maths.length,
+  untypeset: maths.filter(m => !m.querySelector('mjx-container')).map(m => m.textContent.slice(0, 60)),
+  texErrors: Array.from(document.querySelectorAll('mjx-merror')).map(m => m.textContent.slice(0, 60)),
+  images: Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]),
+  fonts: Array.from(document.fonts).filter(f => f.status === 'error').map(f => f.family),
+};
+"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not found: run `bash .ci/setup` (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    # An explicit Service path: selenium-manager would otherwise try to download a driver.
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_script_timeout(30)
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    yield driver
+    driver.quit()
+
+
+def requested_urls(driver: webdriver.Chrome) -> list[str]:
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_renders_offline(browser: webdriver.Chrome, site: Path, path: str) -> None:
+    edition = site.name
+    browser.get_log("browser")  # drop what earlier pages left
+    browser.get_log("performance")
+    browser.get((site / path).resolve().as_uri())
+    mathjax = browser.execute_async_script(WAIT_FOR_MATHJAX)
+    report = browser.execute_script(INSPECT)
+    shots = BUILD / "screenshots" / edition
+    shots.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(shots / (path.replace("/", "__").removesuffix(".html") + ".png")))
+
+    # Sphinx loads MathJax only on pages with math; there it must have started and finished.
+    assert mathjax is True or (mathjax == "absent" and report["maths"] == 0), f"{edition}/{path}: MathJax: {mathjax}"
+
+    assert not report["untypeset"], f"{edition}/{path}: formulas left as raw TeX: {report['untypeset']}"
+    assert not report["texErrors"], f"{edition}/{path}: TeX errors: {report['texErrors']}"
+    if path in PAGES_WITH_MATH:
+        assert report["maths"] > 0, f"{edition}/{path}: expected typeset math"
+    broken = [src for src, loaded in report["images"] if not loaded]
+    assert not broken, f"{edition}/{path}: images that did not load: {broken}"
+    assert not report["fonts"], f"{edition}/{path}: fonts that failed to load: {report['fonts']}"
+    errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, f"{edition}/{path}: console errors: {errors}"
+    remote = [url for url in requested_urls(browser) if not url.startswith(LOCAL_SCHEMES)]
+    assert not remote, f"{edition}/{path}: requests beyond the local files: {remote}"

@@ -1,0 +1,86 @@
+"""The built lesson pages: every one ran, computed its figures, and offers its downloads."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from docs_site import DOCS, lesson_sources
+
+import grader
+from reference import Config
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
+_RUN_TIME = re.compile(r"Total running time of the script:\s*</strong>\s*\((\d+) minutes ([\d.]+) seconds\)")
+
+
+def page(site: Path, source: Path) -> str:
+    return (site / "auto_examples" / f"{source.stem}.html").read_text(encoding="utf-8")
+
+
+def test_every_lesson_page_ran(site: Path) -> None:
+    """pytorch/tutorials' check: a page that never ran reports 0 minutes 0.000 seconds."""
+    assert len(lesson_sources()) == 10
+    for source in lesson_sources():
+        html = page(site, source)
+        times = _RUN_TIME.findall(html)
+        assert times, f"{source.name}: no running time on the built page (did sphinx-gallery run it?)"
+        assert "0 minutes 0.000 seconds" not in html, f"{source.name} reports 0 minutes 0.000 seconds: it never ran"
+        assert float(times[0][1]) > 0 or int(times[0][0]) > 0
+
+
+def test_every_figure_is_computed_at_build_time(site: Path) -> None:
+    """The sources hold no image at all; every image on a lesson page is one sphinx-gallery rendered."""
+    stored = [
+        p
+        for p in DOCS.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and "_build" not in p.parts and "auto_examples" not in p.parts
+    ]
+    assert not stored, f"images stored in the docs sources instead of computed: {stored}"
+    figures = 0
+    for source in lesson_sources():
+        for src in re.findall(r'<img[^>]+src="([^"]+)"', page(site, source)):
+            assert Path(src).name.startswith("sphx_glr_"), f"{source.name} shows an image not drawn by its code: {src}"
+            assert (site / "auto_examples" / src).resolve().is_file(), f"{source.name}: {src} is missing"
+            figures += 1
+    least = {"instructor": 10, "student": 6}[site.name]  # the student edition lacks the answers' figures
+    assert figures >= least, f"expected at least {least} figures in the {site.name} edition, found {figures}"
+
+
+def test_every_page_offers_script_and_notebook(site: Path) -> None:
+    for source in lesson_sources():
+        html = page(site, source)
+        for suffix in (".py", ".ipynb", ".zip"):
+            links = re.findall(rf'href="([^"]+{re.escape(source.stem)}{re.escape(suffix)})"', html)
+            assert links, f"{source.name}: no {suffix} download link"
+            assert (site / "auto_examples" / links[0]).resolve().is_file(), f"{source.name}: {links[0]} missing"
+
+
+def test_code_task_1_shape_printed_at_build_time(instructor_site: Path) -> None:
+    html = page(instructor_site, DOCS / "lessons" / "07_skeleton.py")
+    vocab = Config.lesson().vocab_size
+    assert f"skeleton, lesson config (meta): (1, 3, {vocab})" in html
+    assert f"reference model, lesson config: (1, 3, {vocab})" in html
+
+
+def test_sheet_corrections_are_visible(instructor_site: Path, student_site: Path) -> None:
+    """Where the task sheet is wrong the page says so; corrections of a question's premise reach students too."""
+    for name in ("01_components", "03_attention", "04_gqa_vs_mla", "08_configs"):
+        assert "The task sheet says" in page(instructor_site, DOCS / "lessons" / f"{name}.py"), name
+    for name in ("04_gqa_vs_mla", "08_configs"):
+        assert "The task sheet says" in page(student_site, DOCS / "lessons" / f"{name}.py"), name
+
+
+def test_points_table_matches_the_grader(site: Path) -> None:
+    html = (site / "learners" / "submit.html").read_text(encoding="utf-8")
+    table = re.search(r'<table class="[^"]*points-table.*?</table>', html, re.DOTALL)
+    assert table, "the learners' page has no points table"
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table.group(0), re.DOTALL)
+    expected = grader.points_table()
+    assert len(rows) == 1 + len(expected) + 1, "header, one row per check, total"
+    for row, check in zip(rows[1:], expected, strict=False):
+        cells = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)]
+        assert cells[0] == check["number"] and cells[1] == check["name"] and cells[-1] == f"{check['points']:g}"
+        assert 'href="../auto_examples/' in row, f"{check['name']}: no link to its lesson page"
+    total = re.sub(r"<[^>]+>", "", rows[-1]).split()[-1]
+    assert float(total) == sum(check["points"] for check in expected)
