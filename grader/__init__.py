@@ -6,8 +6,8 @@ draws fresh random configs and inputs (``grader.draws``), runs groups of experim
 comes back, and scores everything with pytest checks (``grader.checks``, ``grader.scoring``): 100 points
 of automatic checks, plus written work scored by a person (``grader.manual``). Reports: ``grader.reports``.
 
-    >>> import grader
-    >>> results = grader.grade([Path("submissions/alice")], out=Path("reports"))
+From Python: ``grader.grade([Path("submissions/alice")], out=Path("reports"))``; from a shell:
+``python -m grader submissions/alice`` (``grader.__main__``).
 """
 
 from __future__ import annotations
