@@ -26,7 +26,7 @@ from .reports import write_all
 from .results import CheckResult, ManualItem, RunSummary, StudentResult
 from .sandbox import Sandbox
 from .scoring import GraderError, points_table, score
-from .submission import UsageError, check_folder, read_submission
+from .submission import Submission, UsageError, check_folder, read_submission
 
 Progress = Callable[[int, int, str, float, dict[str, RunResult]], None]
 
@@ -42,11 +42,10 @@ __all__ = [
 ]
 
 
-def _observe(path: Path, student: str, seed: int, sandbox: Sandbox) -> tuple[Evidence, float]:
-    """Read one submission and run its experiments; returns the evidence and the seconds it took."""
+def _observe(sub: Submission, seed: int, sandbox: Sandbox) -> tuple[Evidence, float]:
+    """Run one submission's experiments; returns the evidence and the seconds it took."""
     start = time.monotonic()
-    sub = read_submission(path, student)
-    draws = draw(student_seed(seed, student))
+    draws = draw(student_seed(seed, sub.student))
     runs = run_all(sub, draws, sandbox)
     return Evidence(sub, draws, runs), time.monotonic() - start
 
@@ -84,13 +83,15 @@ def grade(
             raise UsageError(f"{path} and {seen[student]} are the same student id {student!r}; give each once.")
         seen[student] = path
     scores = load_scores(manual) if manual is not None else {}
+    # Every submission is read before any student code runs, so no run can change what another one reads.
+    submissions = [read_submission(path, student) for path, student in folders]
     base_seed = secrets.randbelow(2**32) if seed is None else seed
     own = sandbox is None
     box = sandbox if sandbox is not None else Sandbox(jobs=max(1, jobs), require_isolation=require_isolation)
     try:
         evidence: dict[str, tuple[Evidence, float]] = {}
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(_observe, path, student, base_seed, box): student for path, student in folders}
+            futures = {pool.submit(_observe, sub, base_seed, box): sub.student for sub in submissions}
             for done, future in enumerate(as_completed(futures), start=1):
                 student = futures[future]
                 evidence[student] = future.result()
