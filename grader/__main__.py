@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.jobs < 1:
             raise UsageError(f"--jobs must be at least 1, got {args.jobs}.")
+        if args.out.exists() and not args.out.is_dir():
+            raise UsageError(f"--out {args.out} is a file; give a folder for the reports.")
         paths = args.paths or discover(Path("submissions"))
         if not paths:
             raise UsageError("no submission folders to grade in submissions/ (folders starting with _ are skipped).")
@@ -102,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except (GraderError, SandboxUnavailable) as exc:
         print(f"grader: failed: {exc}", file=sys.stderr)
+        return EXIT_GRADER
+    except OSError as exc:
+        print(f"grader: failed: cannot write the reports to {args.out}: {exc}", file=sys.stderr)
         return EXIT_GRADER
     if len(results) == 1:
         show_detail(results[0])

@@ -363,6 +363,10 @@ def test_manual_scores_settle_pending_checks_and_the_written_work(graded, tmp_pa
             "'alice'; give each once.\n",
         ),
         (["--manual", "no-such.toml", "submissions/alice"], "grader: error: --manual no-such.toml: no such file.\n"),
+        (
+            ["--out", "README.md", "submissions/alice"],
+            "grader: error: --out README.md is a file; give a folder for the reports.\n",
+        ),
     ],
 )
 def test_usage_errors_exit_2_with_a_message(args: list[str], error: str, capsys, monkeypatch) -> None:
