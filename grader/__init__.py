@@ -24,6 +24,7 @@ from .experiments import RunResult, run_all
 from .manual import load_scores, merge, written_items
 from .reports import write_all
 from .results import CheckResult, ManualItem, RunSummary, StudentResult
+from .rubrics import WRITTEN, WRITTEN_POINTS
 from .sandbox import Sandbox
 from .scoring import GraderError, points_table, score
 from .submission import Submission, UsageError, check_folder, read_submission
@@ -39,7 +40,13 @@ __all__ = [
     "UsageError",
     "grade",
     "points_table",
+    "written_table",
 ]
+
+
+def written_table() -> list[dict[str, object]]:
+    """The written work a person scores (key, title, points), beside the 100 automatic points, for the docs."""
+    return [{"key": key, "title": title, "points": WRITTEN_POINTS} for key, (title, _) in WRITTEN.items()]
 
 
 def _observe(sub: Submission, seed: int, sandbox: Sandbox) -> tuple[Evidence, float]:

@@ -394,17 +394,23 @@ def test_without_paths_the_command_line_grades_every_submission_but_the_template
     (classroom / "submissions" / "README.md").write_text("")
     (classroom / "submissions" / "solo").mkdir()
     (classroom / "submissions" / "solo" / "answers.toml").write_text('[quiz]\nq1 = "b"\n')
+    (classroom / "reports").mkdir()
+    (classroom / "reports" / "manual.toml").write_text('[solo]\n"theory.rope" = 2\n[ghost]\n"theory.rope" = 1\n')
     monkeypatch.chdir(classroom)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     assert main(["--seed", "1"]) == 0
-    assert json.loads((classroom / "reports" / "solo" / "results.json").read_text())["score"] == 4
-    assert "Grading 1 submission(s)" in capsys.readouterr().out
+    assert json.loads((classroom / "reports" / "solo" / "results.json").read_text())["score"] == 4 + 2
+    captured = capsys.readouterr()
+    assert "Grading 1 submission(s)" in captured.out
+    assert "(manual scores merged from reports/manual.toml)" in captured.out
+    assert captured.err == "note: reports/manual.toml also scores ghost, not graded in this run.\n"
     assert sorted(os.listdir(classroom / "reports")) == [
         "gradebook.csv",
         "gradebook.json",
         "junit.xml",
         "manual-review.md",
         "manual-template.toml",
+        "manual.toml",
         "scores.csv",
         "solo",
         "summary.md",

@@ -278,6 +278,9 @@ def test_the_points_table_adds_up_to_100_with_unique_numbered_checks() -> None:
     assert len({row["number"] for row in table}) == len({row["name"] for row in table}) == len(table) == 17
     assert [row["number"] for row in table] == sorted((row["number"] for row in table), key=lambda n: n.split("."))
     assert all(row["docs"].startswith("auto_examples/") and row["what"] for row in table)
+    written = grader.written_table()
+    assert [row["key"] for row in written][-2:] == ["advanced.mla", "diagram"]
+    assert sum(row["points"] for row in written) == 40
 
 
 def test_a_check_that_breaks_is_reported_as_a_grader_error_not_as_the_learners_fault() -> None:
