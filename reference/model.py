@@ -128,6 +128,8 @@ class SimpleKimiK2(nn.Module):
             model = cls(config)
         state = load_hf_state_dict(folder, model)
         model.load_state_dict({name: t.to(dtype) for name, t in state.items()}, strict=True, assign=True)
+        if config.tie_word_embeddings:  # assign=True gave the head its own Parameter: tie it again
+            model.lm_head.weight = model.embed_tokens.weight
         for router in (m for m in model.modules() if isinstance(m, Router)):
             router.e_score_correction_bias = router.e_score_correction_bias.float()
         return model.eval()

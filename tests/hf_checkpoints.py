@@ -104,15 +104,17 @@ HF_CONFIGS = {
 }
 
 
-def random_hf_model(name: str, seed: int = 0) -> DeepseekV3ForCausalLM:
+def random_hf_model(name: str, seed: int = 0, **changes: object) -> DeepseekV3ForCausalLM:
     """A transformers model whose every weight, norm gain and correction bias is random.
+
+    ``changes`` override fields of the named config (``tie_word_embeddings=True``, ...).
 
     Weights get a larger spread than transformers' init (std 0.02) so that logits differ clearly
     and greedy decoding is not decided by rounding; the bias is wide enough that some biased
     router scores go negative.
     """
     torch.manual_seed(seed)
-    model = DeepseekV3ForCausalLM(DeepseekV3Config(**HF_CONFIGS[name])).eval()
+    model = DeepseekV3ForCausalLM(DeepseekV3Config(**{**HF_CONFIGS[name], **changes})).eval()
     with torch.no_grad():
         for param_name, param in model.named_parameters():
             if param_name.endswith("norm.weight"):

@@ -364,3 +364,15 @@ def test_error_broken_files(tmp_path: Path) -> None:
         f"{wrong_size}: tensor 'x': data_offsets [0, 16] do not hold 20 bytes of F32 [5] inside the file's "
         "16 data bytes"
     )
+
+
+def test_tied_embeddings_stay_tied(tmp_path: Path) -> None:
+    """With tie_word_embeddings, save_pretrained writes no lm_head.weight; the loaded head *is* the embedding."""
+    hf = random_hf_model("kimi-k2-shaped", tie_word_embeddings=True)
+    hf.save_pretrained(tmp_path)
+    assert "lm_head.weight" not in load_file(tmp_path / "model.safetensors")
+    ours = SimpleKimiK2.from_pretrained(tmp_path)
+    assert ours.lm_head.weight is ours.embed_tokens.weight
+    ids = torch.tensor([[5, 3, 8, 1, 2]])
+    with torch.no_grad():
+        assert (ours(ids) - hf(ids).logits).abs().max().item() <= 1e-4
