@@ -58,7 +58,7 @@ def show_detail(r: StudentResult) -> None:
     print(f"  Written work: {r.manual_score:g} / {r.manual_max:g} recorded, {pending} awaiting review")
 
 
-def show_summary(results: list[StudentResult], out: Path) -> None:
+def show_summary(results: list[StudentResult]) -> None:
     """Scores of several submissions and the counts."""
     width = max(len(r.student) for r in results)
     print()
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(results) == 1:
         show_detail(results[0])
     else:
-        show_summary(results, args.out)
+        show_summary(results)
     print(f"Reports written to {args.out}/" + (f" (manual scores merged from {manual})" if manual else ""))
     if manual is not None:
         unmatched = sorted(set(load_scores(manual)) - {r.student for r in results})

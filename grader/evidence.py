@@ -9,7 +9,7 @@ others go on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from .draws import Draws
 from .experiments import RunResult, Unobserved
@@ -68,13 +68,13 @@ class Evidence:
                 hint = f". The grader runs {needs} with only PyTorch, the standard library and your model.py/mla.py"
             raise AssertionError(f"{needs} could not be imported: {observed.text}{hint}")
         if observed.stage == "sandbox":
-            return _raise_sandbox(doing, observed.text, result)
+            _raise_sandbox(doing, observed.text, result)
         if observed.stage == "invalid":
             raise AssertionError(f"{doing} sent back an observation the grader cannot use: {observed.text}.")
         raise AssertionError(f"{doing} failed: {observed.text}")
 
 
-def _raise_sandbox(doing: str, text: str, result: RunResult) -> dict[str, Any]:
+def _raise_sandbox(doing: str, text: str, result: RunResult) -> NoReturn:
     """A run that crashed, hung or hit a limit: its message and the last lines it printed."""
     message = f"{doing} did not finish: {text}."
     tail = [line for line in (result.outcome.stderr_tail if result.outcome else "").splitlines() if line.strip()]

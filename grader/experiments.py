@@ -143,7 +143,7 @@ class RunResult:
 
 @dataclass(frozen=True)
 class Unobserved:
-    """Why an experiment has no observation: ``stage`` is import, build, run, sandbox, missing or invalid."""
+    """Why an experiment has no observation: ``stage`` is import, build, run, sandbox or invalid."""
 
     stage: str
     text: str
