@@ -17,7 +17,7 @@ import grader
 from grader.checks.check_mask import check_causal_mask
 from grader.checks.check_params import check_lesson_total_reference
 from grader.checks.check_quiz import check_q1, check_q2, check_q3
-from grader.draws import draw
+from grader.draws import draw, student_seed
 from grader.evidence import Evidence
 from grader.observations import Int, ListOf, ObservationError, Record, TensorSpec
 from grader.rubrics import Q3_RUBRIC
@@ -294,3 +294,19 @@ def test_a_check_that_breaks_is_reported_as_a_grader_error_not_as_the_learners_f
         "has been told."
     )
     assert plugin.errors["learner"] == ["demo.check: KeyError: 'oops'"]
+
+
+def test_draws_are_fresh_per_seed_and_per_student_and_replayable() -> None:
+    assert draw(7) == draw(7)
+    assert draw(7).forward_config != draw(8).forward_config or draw(7).contract_configs != draw(8).contract_configs
+    assert student_seed(7, "alice") != student_seed(7, "bob") != student_seed(8, "bob")
+    for seed in range(50):
+        d = draw(seed)
+        for cfg in (d.forward_config, d.layer_config, *d.contract_configs):
+            reference = Config.lesson().with_(**cfg)  # a valid config of the lesson architecture
+            assert reference.gqa_head_dim % 2 == 0 and cfg["vocab_size"] > 3
+        assert d.causal[0][0][: d.causal_split] == d.causal[1][0][: d.causal_split]
+        assert all(
+            a != b for a, b in zip(d.causal[0][0][d.causal_split :], d.causal[1][0][d.causal_split :], strict=True)
+        )
+        assert d.context[0][0][0] != d.context[1][0][0] and d.context[0][0][1:] == d.context[1][0][1:]
