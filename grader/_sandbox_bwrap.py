@@ -90,6 +90,18 @@ def command(python: str, as_root: bool) -> list[str]:
     return [*args, "--chdir", "/", python]
 
 
+# What every run needs inside the sandbox: a pid and a mount namespace of its own, and a tmpfs. An
+# AppArmor policy (Ubuntu 23.10+) may let bwrap start yet deny these; better to know before grading.
+CAN_RUN = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+for what, ret in (("unshare", lambda: libc.unshare(0x00020000 | 0x20000000)),
+                  ("mount", lambda: libc.mount(b"tmpfs", b"/scratch", b"tmpfs", 6, b"size=65536"))):
+    if ret() != 0:
+        sys.exit(f"{what} inside the sandbox: {os.strerror(ctypes.get_errno())}")
+"""
+
+
 def probe_error(as_root: bool) -> str:
     """Why bubblewrap cannot run a worker here ('' when it can): tried once, with this very command line."""
     try:
@@ -97,14 +109,10 @@ def probe_error(as_root: bool) -> str:
     except FileNotFoundError:
         return "bubblewrap (bwrap) is not installed"
     try:
-        done = subprocess.run(
-            [*cmd, "-I", "-c", "import os; os.listdir('/scratch')"],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
+        done = subprocess.run([*cmd, "-I", "-c", CAN_RUN], capture_output=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bubblewrap could not start: {exc}"
     if done.returncode != 0:
-        return f"bubblewrap failed (exit {done.returncode}): {done.stderr.decode(errors='replace').strip()[-300:]}"
+        why = done.stderr.decode(errors="replace").strip()[-300:]
+        return f"bubblewrap failed (exit {done.returncode}): {why}"
     return ""
