@@ -19,7 +19,7 @@ from .experiments import RunResult
 from .manual import load_scores
 from .results import StudentResult
 from .sandbox import SandboxUnavailable
-from .submission import discover
+from .submission import check_folder, discover
 
 EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_GRADER = 1, 2, 3
 
@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             manual = args.out / "manual.toml"
         if manual is not None and not manual.is_file():
             raise UsageError(f"--manual {manual}: no such file.")
+        for path in paths:
+            check_folder(path)  # usage errors before any output or work
         print(f"Grading {len(paths)} submission(s) with {args.jobs} worker(s)...", flush=True)
         results = grade(
             paths,
