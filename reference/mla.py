@@ -53,11 +53,13 @@ class MultiHeadLatentAttention(nn.Module):
             self.q_proj = nn.Linear(cfg.hidden_size, q_out, bias=False)
         else:
             self.q_a_proj = nn.Linear(cfg.hidden_size, cfg.q_lora_rank, bias=False)  # W^{DQ}
-            self.q_a_layernorm = RMSNorm(cfg.q_lora_rank, cfg.rms_norm_eps)
+            self.q_a_layernorm = RMSNorm(cfg.q_lora_rank)  # eps 1e-6 (see kv_a_layernorm)
             self.q_b_proj = nn.Linear(cfg.q_lora_rank, q_out, bias=False)  # W^{UQ} and W^{QR}
         # W^{DKV} and W^{KR} in one matrix: the latent and the shared rope key.
         self.kv_a_proj_with_mqa = nn.Linear(cfg.hidden_size, self.kv_lora_rank + self.rope_dim, bias=False)
-        self.kv_a_layernorm = RMSNorm(self.kv_lora_rank, cfg.rms_norm_eps)
+        # The latent norms keep RMSNorm's default eps 1e-6 whatever cfg.rms_norm_eps says, as DeepSeek's
+        # official code, its remote modeling_deepseek.py and transformers all do.
+        self.kv_a_layernorm = RMSNorm(self.kv_lora_rank)
         self.kv_b_proj = nn.Linear(self.kv_lora_rank, self.num_heads * (self.nope_dim + self.v_dim), bias=False)
         self.o_proj = nn.Linear(self.num_heads * self.v_dim, cfg.hidden_size, bias=False)
 

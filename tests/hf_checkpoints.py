@@ -58,9 +58,11 @@ BASE = dict(
 )
 HF_CONFIGS = {
     # DeepSeek-V3-shaped: 8 groups of experts become 4 here, top-2 groups; YaRN with
-    # mscale != mscale_all_dim, so the cos/sin amplitude is not 1.
+    # mscale != mscale_all_dim, so the cos/sin amplitude is not 1; rms_norm_eps far from 1e-6,
+    # so that the latent norms' fixed eps 1e-6 shows in the logits.
     "deepseek-v3-shaped": dict(
         BASE,
+        rms_norm_eps=1e-4,
         num_hidden_layers=4,
         first_k_dense_replace=2,
         n_routed_experts=16,
