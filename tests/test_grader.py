@@ -164,7 +164,8 @@ def test_typical_mistakes_are_each_named(graded) -> None:
         f"params.lesson_total = {number(tied)}; the lesson architecture (GQA attention (q, k, v, o projections, "
         "K/V with num_kv_heads heads), a SwiGLU MLP (gate, up, down), two RMSNorms per layer and a final one, an "
         f"untied LM head, no biases) with {config_call(lesson_fields())} has {number(count_parameters(lesson))} "
-        "parameters. It equals the count with tied embeddings (lm_head sharing the embedding matrix)." + docs("3.2")
+        f"parameters ({tied - count_parameters(lesson):+,} off). It equals the count with tied embeddings (lm_head "
+        "sharing the embedding matrix)." + docs("3.2")
     )
     (base,), (changed,) = d.causal
     assert re.fullmatch(
@@ -211,7 +212,9 @@ def test_partial_work_earns_partial_credit_and_an_unsure_rubric_waits_for_a_pers
         wrong.append(
             re.escape(f"SimpleKimiK2({config_call(fields)}) has ")
             + "[0-9,]+"
-            + re.escape(f" parameters, expected {number(count_parameters(Config.lesson().with_(**fields)))}.")
+            + re.escape(f" parameters, expected {number(count_parameters(Config.lesson().with_(**fields)))} (")
+            + "[-+][0-9,]+"
+            + re.escape(").")
         )
     assert re.fullmatch(" ".join(wrong) + re.escape(" The lesson architecture: ") + ".*", message(result, "3.3"))
     assert message(result, "4.1") == (

@@ -90,7 +90,8 @@ def check_lesson_total_reference(sub: Evidence) -> str:
     expected = count_parameters(lesson)
     assert claimed == expected, (
         f"params.lesson_total = {number(claimed)}; the lesson architecture ({ARCHITECTURE}) with "
-        f"{config_call(lesson_fields())} has {number(expected)} parameters.{hint(claimed, lesson)}"
+        f"{config_call(lesson_fields())} has {number(expected)} parameters ({claimed - expected:+,} off)."
+        f"{hint(claimed, lesson)}"
     )
     return f"params.lesson_total: {number(claimed)} is the lesson architecture's count."
 
@@ -113,7 +114,7 @@ def check_contract(sub: Evidence) -> str:
         if counted != expected:
             wrong.append(
                 f"SimpleKimiK2({config_call(fields)}) has {number(counted)} parameters, expected "
-                f"{number(expected)}.{hint(counted, cfg)}"
+                f"{number(expected)} ({counted - expected:+,}).{hint(counted, cfg)}"
             )
     assert not wrong, " ".join(wrong) + f" The lesson architecture: {ARCHITECTURE}."
     return f"params.contract: your model's count matches the lesson architecture on {len(configs)} random configs."
