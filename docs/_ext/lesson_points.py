@@ -1,13 +1,16 @@
-"""The ``points-table`` directive: the grader's checks and their points, as the grader reports them.
+"""Two directives that show the grader's points as the grader itself reports them.
 
-The table is generated at build time from :func:`grader.points_table`, so the page can
-never disagree with what ``nox -s grade`` awards. The page is re-read whenever a file of
-the ``grader`` package changes.
+``points-table``: the automatic checks, from :func:`grader.points_table` (number, name, what it
+checks, the lesson page that explains it, points). ``written-table``: the written work a person
+scores, from :func:`grader.written_table` (answers key, title, points). Both end with a total row,
+are generated at build time, so the site cannot disagree with ``nox -s grade``, and are re-read
+whenever a file of the ``grader`` package changes.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from docutils import nodes
 from sphinx.addnodes import pending_xref
@@ -15,79 +18,58 @@ from sphinx.application import Sphinx
 from sphinx.errors import ExtensionError
 from sphinx.util.docutils import SphinxDirective
 
-COLUMNS = (
-    ("number", "#", 6),
-    ("name", "Check", 24),
-    ("what", "What it checks", 46),
-    ("docs", "Read", 16),
-    ("points", "Points", 8),
-)
+Cell = str | nodes.Node
 
 
 def _format_points(value: float) -> str:
     return f"{value:g}"
 
 
-class PointsTable(SphinxDirective):
-    """Render ``grader.points_table()`` as a table with a total row."""
+class GraderTable(SphinxDirective):
+    """A table of rows returned by a function of the ``grader`` package."""
 
     has_content = False
+    source = ""  # name of the grader function
+    columns: tuple[tuple[str, str, int], ...] = ()  # (key, heading, relative width)
 
     def run(self) -> list[nodes.Node]:
         try:
             import grader
         except ImportError as error:
             raise ExtensionError(
-                f"points-table needs the grader package ({error}); install the project "
+                f"{self.name} needs the grader package ({error}); install the project "
                 "(`pip install -e .`) or build through `nox -s docs`."
             ) from error
-        rows = grader.points_table()
+        rows = getattr(grader, self.source)()
         for index, row in enumerate(rows):
-            missing = {key for key, *_ in COLUMNS} - set(row)
+            missing = {key for key, *_ in self.columns} - set(row)
             if missing:
-                raise ExtensionError(f"grader.points_table() row {index} lacks {sorted(missing)}: {row!r}")
-        for path in sorted(Path(grader.__file__).resolve().parent.glob("*")):
-            if path.is_file():
+                raise ExtensionError(f"grader.{self.source}() row {index} lacks {sorted(missing)}: {row!r}")
+        for path in sorted(Path(grader.__file__).resolve().parent.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
                 self.env.note_dependency(str(path))
 
-        table = nodes.table(classes=["points-table"])
-        group = nodes.tgroup(cols=len(COLUMNS))
+        table = nodes.table(classes=["points-table", self.name])
+        group = nodes.tgroup(cols=len(self.columns))
         table += group
-        for *_, width in COLUMNS:
+        for *_, width in self.columns:
             group += nodes.colspec(colwidth=width)
         head = nodes.thead()
-        head += self._row([title for _, title, _ in COLUMNS])
+        head += self._row([heading for _, heading, _ in self.columns])
         group += head
         body = nodes.tbody()
         for row in rows:
-            cells = [str(row["number"]), str(row["name"]), str(row["what"]), self._page(row["docs"])]
-            body += self._row([*cells, _format_points(row["points"])])
+            body += self._row([self.cell(key, row[key]) for key, _, _ in self.columns])
         total = sum(float(row["points"]) for row in rows)
-        body += self._row(["", "Total", "", "", _format_points(total)], strong=True)
+        body += self._row(["Total", *[""] * (len(self.columns) - 2), _format_points(total)], strong=True)
         group += body
         return [table]
 
-    def _page(self, html_path: str) -> nodes.Node:
-        """A cross-reference to the page the grader names (``auto_examples/05_moe.html``).
-
-        A resolved ``doc`` reference, so a page the grader names but the site lacks fails the
-        ``-W`` build instead of shipping a dead link.
-        """
-        target = "/" + html_path.removesuffix(".html")
-        xref = pending_xref(
-            "",
-            refdomain="std",
-            reftype="doc",
-            reftarget=target,
-            refexplicit=False,
-            refdoc=self.env.docname,
-            refwarn=True,
-        )
-        xref += nodes.inline(text=target, classes=["xref", "std", "std-doc"])
-        return xref
+    def cell(self, key: str, value: Any) -> Cell:
+        return _format_points(value) if key == "points" else str(value)
 
     @staticmethod
-    def _row(cells: list[str | nodes.Node], *, strong: bool = False) -> nodes.row:
+    def _row(cells: list[Cell], *, strong: bool = False) -> nodes.row:
         row = nodes.row()
         for cell in cells:
             entry = nodes.entry()
@@ -101,6 +83,48 @@ class PointsTable(SphinxDirective):
         return row
 
 
+class PointsTable(GraderTable):
+    """``grader.points_table()``: the automatic checks."""
+
+    source = "points_table"
+    columns = (
+        ("number", "#", 6),
+        ("name", "Check", 24),
+        ("what", "What it checks", 46),
+        ("docs", "Read", 16),
+        ("points", "Points", 8),
+    )
+
+    def cell(self, key: str, value: Any) -> Cell:
+        """The ``docs`` column becomes a cross-reference to the lesson page the grader names.
+
+        A resolved ``doc`` reference: a page the grader names but the site lacks fails the ``-W``
+        build instead of shipping a dead link.
+        """
+        if key != "docs":
+            return super().cell(key, value)
+        target = "/" + str(value).removesuffix(".html")
+        xref = pending_xref(
+            "",
+            refdomain="std",
+            reftype="doc",
+            reftarget=target,
+            refexplicit=False,
+            refdoc=self.env.docname,
+            refwarn=True,
+        )
+        xref += nodes.inline(text=target, classes=["xref", "std", "std-doc"])
+        return xref
+
+
+class WrittenTable(GraderTable):
+    """``grader.written_table()``: the written work a person scores."""
+
+    source = "written_table"
+    columns = (("key", "Key in answers.toml (or file)", 30), ("title", "Work", 50), ("points", "Points", 8))
+
+
 def setup(app: Sphinx) -> dict[str, object]:
     app.add_directive("points-table", PointsTable)
+    app.add_directive("written-table", WrittenTable)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -26,7 +26,6 @@ from torch import nn
 from reference import Config, DecoderLayer, RMSNorm, SimpleKimiK2, parameter_breakdown
 
 torch.manual_seed(0)
-torch.set_num_threads(1)  # steadier timings on a shared machine; the pages are small
 cfg = Config.tiny()
 model = SimpleKimiK2(cfg)
 
@@ -77,8 +76,8 @@ print(f"{'total':>15} {total:>17,}")
 #
 #    **MLP / MoE** (``mlp``): applied to each position on its own; it is where most of the
 #    parameters, and most of the model's stored knowledge, live. The first layer is a dense
-#    SwiGLU MLP; every other layer is a mixture of experts: a router sends each token to 8 of
-#    384 small SwiGLU experts, and one shared expert sees every token. So the parameters grow
+#    SwiGLU MLP; every other layer is a mixture of experts: a router sends each token to a few
+#    of its hundreds of small SwiGLU experts, and one shared expert sees every token. So the parameters grow
 #    with the number of experts while the compute per token does not.
 #
 #    **Norms** (``input_layernorm``, ``post_attention_layernorm``, final ``norm``; all RMSNorm):
@@ -124,7 +123,7 @@ print("same output on shifted input:  ", torch.allclose(rms(x + 3.0), layer_norm
 # the algorithms and not two implementations, we time each one twice: written out in plain
 # tensor operations (the same style for both), and through PyTorch's own kernels
 # (``F.layer_norm`` and ``F.rms_norm``). Activations have Kimi-K2's width; the times were
-# measured on the machine that built this page, best of several repeats, float32.
+# measured on the machine that built this page, on one thread, best of several repeats, float32.
 
 
 def layer_norm_written_out(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -157,9 +156,12 @@ candidates = {
     "RMSNorm, F.rms_norm": lambda x: F.rms_norm(x, (width,), eps=1e-6),
 }
 token_counts = [16, 64, 256]
+threads = torch.get_num_threads()
+torch.set_num_threads(1)  # one thread: steadier timings when other work shares the machine
 with torch.no_grad():
     inputs = {n: torch.randn(n, width) for n in token_counts}
     timings = {name: [best_time(f, inputs[n]) for n in token_counts] for name, f in candidates.items()}
+torch.set_num_threads(threads)
 
 print(f"{'milliseconds':>24}" + "".join(f"{n:>9} tok" for n in token_counts))
 for name, row in timings.items():

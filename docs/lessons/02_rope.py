@@ -43,7 +43,7 @@ torch.manual_seed(0)
 #
 #    \tilde{x}^{(m)}_i = x_i\, e^{\mathrm{i} m \theta_i}, \qquad \theta_i = b^{-2i/d},
 #
-# where :math:`b` is ``rope_theta`` (10,000 for DeepSeek-V3, 50,000 for Kimi-K2). Early pairs turn
+# where :math:`b` is ``rope_theta`` (printed for each model below). Early pairs turn
 # fast (:math:`\theta_0 = 1` radian per token), late pairs turn slowly. These are the frequencies
 # of the lesson config, computed by :func:`reference.inverse_frequencies`:
 
@@ -149,20 +149,23 @@ fig.tight_layout()
 #
 # YaRN: the same rotations, stretched
 # -----------------------------------
-# DeepSeek-V3 and Kimi-K2 were pre-trained with a 4,096-token context and then extended with
-# YaRN (Peng et al., 2023). YaRN divides the frequencies of the slow pairs (whose wavelength is
+# DeepSeek-V3 and Kimi-K2 were pre-trained with a short context
+# (``original_max_position_embeddings``, printed below) and then extended with YaRN (Peng et al.,
+# 2023). YaRN divides the frequencies of the slow pairs (whose wavelength is
 # longer than the original context, so they never completed a turn in training) by the extension
 # ``factor``, leaves the fast pairs alone, and blends linearly over a *correction range* of pair
 # indices between them. The range is computed over the rotated width (``qk_rope_head_dim``) and
-# the **original** context length. In MLA only the 64 rope channels per head are rotated; the
-# other 128 carry no position (see :doc:`04_gqa_vs_mla`).
+# the **original** context length. In MLA only the ``qk_rope_head_dim`` channels of each head are
+# rotated; the other ``qk_nope_head_dim`` carry no position (see :doc:`04_gqa_vs_mla`).
 
 for cfg in (Config.deepseek_v3(), Config.kimi_k2()):
     yarn = cfg.rope_scaling
     low, high = yarn_correction_range(cfg)
     mscale = yarn_get_mscale(yarn.factor, yarn.mscale_all_dim)
     print(
-        f"{cfg.name:>12}: rope_theta {cfg.rope_theta:>8,.0f}, factor {yarn.factor:g}, beta_fast {yarn.beta_fast:g}, "
+        f"{cfg.name:>12}: rope_theta {cfg.rope_theta:>8,.0f}, "
+        f"pre-trained context {yarn.original_max_position_embeddings:,}, "
+        f"factor {yarn.factor:g}, beta_fast {yarn.beta_fast:g}, "
         f"beta_slow {yarn.beta_slow:g} -> correction range {low}..{high} of {cfg.rope_dim // 2} pairs; "
         f"mscale {mscale:.6f}; softmax scale {softmax_scale(cfg):.6f} "
         f"(plain 1/sqrt({cfg.qk_head_dim}) = {cfg.qk_head_dim**-0.5:.6f})"

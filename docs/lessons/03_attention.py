@@ -163,6 +163,7 @@ fig.tight_layout()
 # %%
 # Unscaled, the largest weight climbs towards 1 (one key takes everything) and the Jacobian,
 # the signal that trains the queries and keys, collapses by orders of magnitude. Scaled, both
-# stay flat. DeepSeek-V3 and Kimi-K2 attend with :math:`d_k = 192` per head (128 channels without
-# position, 64 with RoPE), and their YaRN setting multiplies the scale by a further factor: see
+# stay flat. DeepSeek-V3 and Kimi-K2 attend with
+# :math:`d_k` = ``qk_nope_head_dim + qk_rope_head_dim`` per head (channels without and with
+# RoPE), and their YaRN setting multiplies the scale by a further factor: see
 # :doc:`02_rope`.

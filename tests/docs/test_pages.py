@@ -84,3 +84,16 @@ def test_points_table_matches_the_grader(site: Path) -> None:
         assert 'href="../auto_examples/' in row, f"{check['name']}: no link to its lesson page"
     total = re.sub(r"<[^>]+>", "", rows[-1]).split()[-1]
     assert float(total) == sum(check["points"] for check in expected)
+
+
+def test_written_work_table_matches_the_grader(site: Path) -> None:
+    html = (site / "learners" / "submit.html").read_text(encoding="utf-8")
+    table = re.search(r'<table class="[^"]*written-table.*?</table>', html, re.DOTALL)
+    assert table, "the learners' page has no table of the written work"
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table.group(0), re.DOTALL)
+    expected = grader.written_table()
+    assert len(rows) == 1 + len(expected) + 1, "header, one row per item, total"
+    for row, item in zip(rows[1:], expected, strict=False):
+        assert item["key"] in row and item["title"] in row
+    total = re.sub(r"<[^>]+>", "", rows[-1]).split()[-1]
+    assert float(total) == sum(item["points"] for item in expected)
