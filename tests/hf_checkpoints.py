@@ -103,6 +103,21 @@ HF_CONFIGS = {
         max_position_embeddings=512,
         rope_parameters=yarn(10000.0, 16.0, 32, 32.0, 1.0),
     ),
+    # Plain RoPE (no YaRN) and top-k weights left unnormalised (norm_topk_prob False).
+    "plain-rope": dict(
+        BASE,
+        num_hidden_layers=3,
+        first_k_dense_replace=1,
+        n_routed_experts=8,
+        n_shared_experts=1,
+        num_experts_per_tok=2,
+        n_group=4,
+        topk_group=2,
+        norm_topk_prob=False,
+        routed_scaling_factor=1.0,
+        max_position_embeddings=512,
+        rope_parameters=dict(rope_type="default", rope_theta=10000.0),
+    ),
 }
 
 
