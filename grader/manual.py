@@ -16,10 +16,9 @@ Any automatic check may be overridden this way (a regrade); the feedback then sa
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from .feedback import toml_type
 from .results import CheckResult, ManualItem, StudentResult

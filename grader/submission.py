@@ -11,11 +11,10 @@ import errno
 import os
 import re
 import stat
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+\Z")
 CODE_FILES: dict[str, int] = {"model.py": 512 * 1024, "mla.py": 256 * 1024}
