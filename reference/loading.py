@@ -102,7 +102,12 @@ def _tensor_from_header(path: Path, name: str, entry: object, raw: torch.Tensor,
     """One tensor of a safetensors file, from its header entry, checked against the file's bytes."""
     if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
         raise CheckpointError(f"{path}: tensor {name!r}: header entry lacks dtype, shape or data_offsets")
-    dtype_name, shape, (begin, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
+    dtype_name, shape, offsets = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
+    if not all(isinstance(n, int) and n >= 0 for n in (*shape, *offsets)) or len(offsets) != 2:
+        raise CheckpointError(
+            f"{path}: tensor {name!r}: shape {list(shape)} and data_offsets {offsets} must be non-negative integers"
+        )
+    begin, end = offsets
     if dtype_name not in SAFETENSORS_DTYPES:
         raise CheckpointError(
             f"{path}: tensor {name!r} has dtype {dtype_name}, which this torch {torch.__version__} cannot "
@@ -113,7 +118,7 @@ def _tensor_from_header(path: Path, name: str, entry: object, raw: torch.Tensor,
     for size in shape:
         numel *= size
     expected = numel * dtype.itemsize
-    if end - begin != expected or begin < 0 or data_start + end > raw.numel():
+    if end - begin != expected or data_start + end > raw.numel():
         raise CheckpointError(
             f"{path}: tensor {name!r}: data_offsets [{begin}, {end}] do not hold {expected} bytes of "
             f"{dtype_name} {list(shape)} inside the file's {raw.numel() - data_start} data bytes"
@@ -158,7 +163,7 @@ def read_hf_checkpoint(folder: str | os.PathLike[str]) -> dict[str, torch.Tensor
 
 def _read_sharded(index_path: Path) -> dict[str, torch.Tensor]:
     """The tensors of the shards named in an index, checked both ways against its ``weight_map``."""
-    weight_map = json.loads(index_path.read_text()).get("weight_map")
+    weight_map = json.loads(index_path.read_text(encoding="utf-8")).get("weight_map")
     if not isinstance(weight_map, dict):
         raise CheckpointError(f"{index_path}: no weight_map object (tensor name -> shard file)")
     tensors: dict[str, torch.Tensor] = {}
@@ -247,7 +252,7 @@ def load_hf_state_dict(folder: str | os.PathLike[str], model: nn.Module | None =
     also checked against it (:func:`match_model`), so it can go to ``load_state_dict(strict=True)``.
     """
     folder = checkpoint_folder(folder)
-    hf_config = json.loads((folder / CONFIG_FILE).read_text())
+    hf_config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     block = hf_config.get("quantization_config", {}).get("weight_block_size", (128, 128))
     tensors = dequantize_fp8(read_hf_checkpoint(folder), tuple(block))
     num_layers = hf_config["num_hidden_layers"]
@@ -295,7 +300,7 @@ def match_model(
 
 def _hf_name(name: str) -> str:
     """The HF checkpoint name that holds one of our tensors (stacked experts: the per-expert pattern)."""
-    if name == "lm_head.weight":
+    if name.startswith("lm_head."):
         return name
     for proj in EXPERT_PROJECTIONS:
         if name.endswith(f".mlp.experts.{proj}"):

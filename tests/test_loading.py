@@ -358,6 +358,18 @@ def test_error_broken_files(tmp_path: Path) -> None:
     assert read_error(truncated) == (
         f"{truncated}: tensor 'x': data_offsets [0, 16] do not hold 16 bytes of F32 [4] inside the file's 12 data bytes"
     )
+    incomplete = tmp_path / "incomplete.safetensors"
+    header = json.dumps({"x": {"dtype": "F32", "shape": [1]}}).encode()
+    incomplete.write_bytes(len(header).to_bytes(8, "little") + header + bytes(4))
+    assert read_error(incomplete) == f"{incomplete}: tensor 'x': header entry lacks dtype, shape or data_offsets"
+    a_list = tmp_path / "list.safetensors"
+    a_list.write_bytes((2).to_bytes(8, "little") + b"[]")
+    assert read_error(a_list) == f"{a_list}: not a safetensors file: its header is not a JSON object"
+    negative = tmp_path / "negative.safetensors"
+    write_safetensors(negative, {"x": ("F32", [-1, 4], bytes(16))})
+    assert read_error(negative) == (
+        f"{negative}: tensor 'x': shape [-1, 4] and data_offsets [0, 16] must be non-negative integers"
+    )
     wrong_size = tmp_path / "wrong.safetensors"
     write_safetensors(wrong_size, {"x": ("F32", [5], bytes(16))})
     assert read_error(wrong_size) == (
