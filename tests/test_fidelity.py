@@ -9,7 +9,7 @@ we compare against.
 Where transformers departs from DeepSeek's official inference code the reference follows the
 official code, and that case is tested against a hand-computed expectation instead
 (dropped expert groups masked with -inf, not 0.0: transformers issue #45440, fixed in the
-transformers 5.24 we test against, still present in the remote code shipped with the checkpoints).
+transformers 5.24 we test against; earlier copies of the checkpoints' remote ``modeling_deepseek.py`` had it).
 
 Other departures of transformers 5.24 from the official code leave float32 logits unchanged for
 these configs: it rotates the same adjacent pairs but writes them de-interleaved (the same
