@@ -8,8 +8,8 @@ we compare against.
 
 Where transformers departs from DeepSeek's official inference code the reference follows the
 official code, and that case is tested against a hand-computed expectation instead
-(dropped expert groups masked with -inf, not 0.0: transformers issue #45440, fixed in the
-transformers 5.24 we test against; earlier copies of the checkpoints' remote ``modeling_deepseek.py`` had it).
+(dropped expert groups masked with -inf, not 0.0: transformers issue #45440; the transformers 5.24
+we test against already masks with -inf, so only the hand computation can catch a 0.0 fill).
 
 Other departures of transformers 5.24 from the official code leave float32 logits unchanged for
 these configs: it rotates the same adjacent pairs but writes them de-interleaved (the same
@@ -141,9 +141,9 @@ def test_greedy_continuation_matches(pair) -> None:
 def test_dropped_groups_are_masked_with_minus_infinity() -> None:
     """Group-limited routing when every biased score is negative: experts of dropped groups never win.
 
-    Filling dropped groups with 0.0 (transformers before the fix of issue #45440, and the remote
-    ``modeling_deepseek.py`` shipped with the checkpoints) would pick them, since 0.0 beats every
-    negative score of the kept groups. DeepSeek's official code masks them with -inf.
+    Filling dropped groups with 0.0 (transformers issue #45440; the remote ``modeling_deepseek.py``
+    that came with the checkpoints did so too) would pick them, since 0.0 beats every negative
+    score of the kept groups. DeepSeek's official code masks them with -inf.
     """
     cfg = Config.tiny().with_(
         hidden_size=4, n_routed_experts=8, n_group=4, topk_group=2, num_experts_per_tok=3, routed_scaling_factor=2.5
