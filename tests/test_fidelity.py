@@ -32,7 +32,7 @@ import torch
 from hf_checkpoints import HF_CONFIGS, random_hf_model
 from transformers import DeepseekV3Config
 
-from reference import Config, Router, SimpleKimiK2, YaRN
+from reference import Config, KVCache, Router, SimpleKimiK2, YaRN
 
 TOLERANCE = 1e-4  # max abs logit difference allowed, float32
 
@@ -136,6 +136,18 @@ def test_greedy_continuation_matches(pair) -> None:
     expected = hf.generate(prompt, max_new_tokens=24, do_sample=False, attention_mask=torch.ones_like(prompt))
     got = ours.generate(prompt, max_new_tokens=24)
     assert got.tolist() == expected.tolist()
+
+
+def test_cached_decoding_logits_match(pair) -> None:
+    """Prefill then one token at a time through our cache (the absorbed MLA path) gives transformers' logits."""
+    hf, ours, _ = pair
+    ids = torch.randint(0, hf.config.vocab_size, (2, 30), generator=torch.Generator().manual_seed(3))
+    cache = KVCache(ours.config.num_layers)
+    with torch.no_grad():
+        expected = hf(ids).logits  # (2, 30, vocab), no cache
+        steps = [ours(ids[:, :10], cache)] + [ours(ids[:, t : t + 1], cache) for t in range(10, 30)]
+    got = torch.cat(steps, dim=1)
+    assert (got - expected).abs().max().item() <= TOLERANCE
 
 
 def test_dropped_groups_are_masked_with_minus_infinity() -> None:
