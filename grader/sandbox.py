@@ -42,6 +42,7 @@ _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _RESERVED = set(sys.stdlib_module_names) | {"torch", "probe", "sitecustomize", "usercustomize", "conftest"}
 _START_SECONDS = 120.0  # a worker's start-up (bubblewrap, Python, import torch) on a slow machine
 _GRACE_SECONDS = 10.0  # the zygote's own reply after a run's wall-time limit
+_STOP_SECONDS = 5.0  # an idle zygote's reaping of its last run when the sandbox closes
 _UID_BASE = 200_000  # runs drop to uid _UID_BASE + 64 * (pid mod 10000) + slot when we are root
 
 
@@ -156,15 +157,21 @@ class _Worker:
         self.log.seek(0)
         return self.log.read()[-2000:].decode("utf-8", "replace")
 
-    def stop(self) -> None:
-        """Kill the worker and everything it started (its session; bubblewrap takes the namespaces along)."""
+    def stop(self, graceful: bool = False) -> None:
+        """End the worker and everything it started. ``graceful``: let an idle zygote reap its last run and
+        exit on its own first (a short wait); then, or at once, kill its session (bubblewrap takes the
+        namespaces along)."""
         if self.proc is not None:
+            os.close(self.req_w)  # end of requests: an idle zygote reaps what is left and exits
+            try:
+                self.proc.wait(timeout=_STOP_SECONDS if graceful and self.ready else 0)
+            except subprocess.TimeoutExpired:
+                pass
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self.proc.wait()
-            os.close(self.req_w)
             os.close(self.rep_r)
             self.log.close()
             self.proc = None
@@ -223,7 +230,7 @@ class Sandbox:
     def close(self) -> None:
         """Stop every worker. The sandbox cannot be used afterwards."""
         for worker in self._workers:
-            worker.stop()
+            worker.stop(graceful=True)
 
     def run(
         self,

@@ -252,6 +252,7 @@ class Run:
 def _serve(req: dict, ctx: dict) -> dict:
     """Start one run, watch it, collect its output, result and verdict facts for the parent to judge."""
     lim, ns = req["limits"], ctx["ns"]
+    _reap(block=True)
     out_r, out_w = os.pipe()
     res_r, res_w = os.pipe()
     start = time.monotonic()
@@ -276,11 +277,10 @@ def _serve(req: dict, ctx: dict) -> dict:
     os.close(out_w)
     os.close(res_w)
     run = Run(ns, anchor, pid, ctx["uid"], ctx["baseline"])
-    facts = _watch(run, lim, out_r, res_r, os.pidfd_open(pid), start)
-    run.kill()
+    facts = _watch(run, lim, out_r, res_r, os.pidfd_open(pid), start, req["nonce"])
     for fd in (out_r, res_r):
         os.close(fd)
-    _reap()
+    _reap(block=False)
     if not ns:
         shutil.rmtree(req["scratch"], ignore_errors=True)
     facts["seconds"] = time.monotonic() - start
@@ -312,15 +312,15 @@ def _in_new_pid_namespace(fork_runner: Callable[[], int]) -> tuple[int, int]:
     return box["anchor"], box["runner"]
 
 
-def _watch(run: Run, lim: dict, out_r: int, res_r: int, pidfd: int, start: float) -> dict:
+def _watch(run: Run, lim: dict, out_r: int, res_r: int, pidfd: int, start: float, nonce: str) -> dict:
     """Read the run's output and result, check the limits every poll, until the runner ends or a limit."""
     buffers = {out_r: bytearray(), res_r: bytearray()}
     sizes = dict.fromkeys(buffers, 0)
-    reason, status, peak_tasks, peak_memory = "", None, 0, 0
+    reason, status, cpu, peak_tasks, peak_memory, answered = "", None, 0.0, 0, 0, False
     sel = selectors.DefaultSelector()
     for fd in (out_r, res_r, pidfd):
         sel.register(fd, selectors.EVENT_READ)
-    while status is None and not reason:
+    while status is None and not reason and not answered:
         for key, _ in sel.select(POLL_SECONDS):
             if key.fd == pidfd:
                 _, status, usage = os.wait4(run.runner, 0)
@@ -332,13 +332,14 @@ def _watch(run: Run, lim: dict, out_r: int, res_r: int, pidfd: int, start: float
             buffers[key.fd] += chunk
             if not chunk:
                 sel.unregister(key.fd)
+                answered = key.fd == res_r and _carries(buffers[res_r], nonce)
             elif key.fd == out_r:
                 del buffers[out_r][:-TAIL_BYTES]
                 if sizes[out_r] > lim["output_bytes"]:
                     reason = "output-limit"
             elif sizes[res_r] > lim["output_bytes"]:
                 reason = "result-limit"
-        if status is not None or reason:
+        if status is not None or reason or answered:
             break
         tasks, added = run.usage()
         peak_tasks, peak_memory = max(peak_tasks, tasks), max(peak_memory, added)
@@ -348,19 +349,24 @@ def _watch(run: Run, lim: dict, out_r: int, res_r: int, pidfd: int, start: float
             reason = "process-limit"
         elif added > lim["memory_bytes"]:
             reason = "memory-limit"
-    if status is None:  # stopped at a limit: kill, then collect the runner's status
-        run.kill()
+    run.kill()  # at a limit, or whatever the runner left behind (it may hold the pipes open)
+    if answered:
+        # The result is in: reply now, and let the kernel tear the run down while the grader judges it;
+        # the next run starts only after every process of this one has been reaped.
+        os.set_blocking(out_r, False)
+        _drain(out_r, buffers[out_r], sizes, lim["output_bytes"])
+    elif status is None:  # stopped at a limit: collect the runner's status
         _, status, usage = os.wait4(run.runner, 0)
         cpu = usage.ru_utime + usage.ru_stime
-    run.kill()  # whatever the runner left behind holds the pipes open
-    for fd in list(sel.get_map()):
-        if fd != pidfd and reason not in ("output-limit", "result-limit"):
-            _drain(fd, buffers[fd], sizes, lim["output_bytes"])
+    if not answered and reason not in ("output-limit", "result-limit"):
+        for fd in list(sel.get_map()):
+            if fd != pidfd:
+                _drain(fd, buffers[fd], sizes, lim["output_bytes"])
     sel.close()
     os.close(pidfd)
     return {
         "reason": reason,
-        "exit": os.waitstatus_to_exitcode(status),
+        "exit": os.waitstatus_to_exitcode(status) if status is not None else 0,
         "cpu": cpu,
         "peak_processes": peak_tasks,
         "peak_memory": peak_memory,
@@ -370,21 +376,34 @@ def _watch(run: Run, lim: dict, out_r: int, res_r: int, pidfd: int, start: float
     }
 
 
+def _carries(raw: bytearray, nonce: str) -> bool:
+    """Whether the result channel holds a complete envelope of this run (then the run has answered)."""
+    try:
+        envelope = json.loads(raw)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(envelope, dict) and envelope.get("nonce") == nonce
+
+
 def _drain(fd: int, buf: bytearray, sizes: dict, cap: int) -> None:
-    """Read what is left in a pipe whose writers are all dead, up to ``cap`` bytes."""
+    """Read what is left in a pipe, up to ``cap`` bytes: until its writers are dead, or (non-blocking) empty."""
     while sizes[fd] <= cap:
-        chunk = os.read(fd, 65536)
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
         if not chunk:
             return
         sizes[fd] += len(chunk)
         buf += chunk
 
 
-def _reap() -> None:
-    """Collect every finished child (the anchor, strays reparented to us as subreaper)."""
+def _reap(block: bool) -> None:
+    """Collect finished children (the runner, the anchor, strays reparented to us as subreaper);
+    with ``block``, wait until none is left, so that nothing of a previous run still exists."""
     while True:
         try:
-            if os.waitpid(-1, 0)[0] == 0:
+            if os.waitpid(-1, 0 if block else os.WNOHANG)[0] == 0:
                 return
         except ChildProcessError:
             return
@@ -456,6 +475,7 @@ def main() -> None:
     _send_msg(ctl_out, {"ready": True, "torch": version, "pid": os.getpid()})
     while (req := _read_msg(ctl_in)) is not None:
         _send_msg(ctl_out, _serve(req, ctx))
+    _reap(block=True)  # the sandbox closes: nothing of the last run may outlive it
 
 
 main()
