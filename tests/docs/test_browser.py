@@ -27,9 +27,15 @@ FLAGS = (
     "--no-first-run",
     "--window-size=1280,1000",
 )
-PAGES = ["index.html", "learners/submit.html", "api/reference.html"] + [
-    f"auto_examples/{source.stem}.html" for source in lesson_sources()
-]
+PAGES = [
+    "index.html",
+    "learners/submit.html",
+    "learners/building.html",
+    "api/reference.html",
+    "auto_examples/index.html",
+    "search.html",
+] + [f"auto_examples/{source.stem}.html" for source in lesson_sources()]
+INSTRUCTOR_PAGES = ["instructors/grading.html", "instructors/ci.html", "threat-model.html", "api/grader.html"]
 PAGES_WITH_MATH = {"auto_examples/01_components.html", "auto_examples/02_rope.html", "auto_examples/03_attention.html"}
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
 
@@ -85,6 +91,16 @@ def requested_urls(driver: webdriver.Chrome) -> list[str]:
 
 @pytest.mark.parametrize("path", PAGES)
 def test_page_renders_offline(browser: webdriver.Chrome, site: Path, path: str) -> None:
+    check_page(browser, site, path)
+
+
+@pytest.mark.parametrize("path", INSTRUCTOR_PAGES)
+def test_instructor_page_renders_offline(browser: webdriver.Chrome, instructor_site: Path, path: str) -> None:
+    check_page(browser, instructor_site, path)
+
+
+def check_page(browser: webdriver.Chrome, site: Path, path: str) -> None:
+    """Open ``site/path`` and assert that it rendered completely from local files."""
     edition = site.name
     browser.get_log("browser")  # drop what earlier pages left
     browser.get_log("performance")
