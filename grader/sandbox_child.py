@@ -200,22 +200,26 @@ class Run:
         self.ns, self.anchor, self.runner, self.uid, self.baseline = ns, anchor, runner, uid, baseline
 
     def members(self) -> list[tuple[int, dict[str, list[str]]]]:
-        """Every process of the run but the anchor, with its status."""
+        """Every live process of the run but the anchor, with its status."""
         found = []
         for name in os.listdir("/proc"):
             if not name.isdigit() or int(name) in (os.getpid(), self.anchor):
                 continue
+            if not self.ns and not self._in_session_or_uid(name):
+                continue
             st = _status(name)
-            if self.ns:
-                mine = len(st.get("NSpid", ())) >= 2  # the run's namespace is the only one nested in ours
-            else:
-                mine = self._in_session(name) or (self.uid >= 0 and st.get("Uid", [""])[0] == str(self.uid))
-            if mine:
-                found.append((int(name), st))
+            if st.get("State", ["Z"])[0] in ("Z", "X"):  # gone, or dead and waiting to be reaped
+                continue
+            if self.ns and len(st.get("NSpid", ())) < 2:  # the run's namespace is the only one nested in ours
+                continue
+            found.append((int(name), st))
         return found
 
-    def _in_session(self, pid: str) -> bool:
+    def _in_session_or_uid(self, pid: str) -> bool:
+        """Plain mode: the runner's session, or (as root) the uid dedicated to this job slot."""
         try:
+            if self.uid >= 0 and os.stat(f"/proc/{pid}").st_uid == self.uid:
+                return True
             with open(f"/proc/{pid}/stat", "rb") as f:
                 return int(f.read().rsplit(b")", 1)[1].split()[3]) == self.runner
         except (OSError, IndexError, ValueError):
