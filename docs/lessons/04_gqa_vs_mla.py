@@ -97,8 +97,10 @@ for cfg in (Config.deepseek_v3(), Config.kimi_k2()):
 # bytes per token over all layers in bf16 (2 bytes a number), from
 # :func:`reference.kv_cache_numbers_per_token` and :func:`reference.kv_cache_bytes_per_token`.
 # ``mla-expanded`` is what an implementation caches when it expands the latent into full per-head
-# keys and values before caching (transformers does this), a reminder that MLA saves memory only
-# if the cache holds the latent. MLA does not apply to the GQA lesson config. DeepSeek-V3's and
+# keys and values before caching (DeepSeek-V2's original Hugging Face code and transformers
+# releases before 5 did this), a reminder that MLA saves memory only if the cache holds the
+# latent. transformers 5 caches the latent but expands it again at every decoding step (no
+# absorption): the memory of MLA at the compute of MHA. MLA does not apply to the GQA lesson config. DeepSeek-V3's and
 # Kimi-K2's configs list as many K/V heads as query heads, so their ``gqa`` column equals ``mha``:
 # it is what their attention would cache without the latent.
 
