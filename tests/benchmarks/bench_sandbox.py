@@ -8,7 +8,8 @@ the probe calls the grader makes for it (``grader.experiments.run_specs``) with 
 - baseline, ``in-process``: the probe executed in this very process (no child, no isolation: what an
   unsandboxed grader such as Otter or nbgrader does), the cost of the experiments themselves;
 - ``plain child``: the sandbox's zygote without bubblewrap (forked children with resource limits);
-- ``bubblewrap``: the sandbox as graded (namespaces, tmpfs scratch, dropped uid and capabilities).
+- ``bubblewrap``: the sandbox as graded (namespaces, tmpfs scratch, dropped uid and capabilities);
+- an empty run on each sandbox path: what one run costs when the code does nothing.
 
 Printed: seconds per submission and per run for each, the sandbox's cost per submission against the
 baseline (target: under 0.1 s), the part of it due to isolation (bubblewrap against plain), the
@@ -96,6 +97,16 @@ def started(isolated: bool) -> tuple[Sandbox, float]:
     return box, time.perf_counter() - start
 
 
+def empty_run(box: Sandbox, repeats: int = 30) -> float:
+    """Median seconds of a run that does nothing: the sandbox's own cost per run (fork, namespaces, limits)."""
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        box.run({"model.py": b""}, "def ping():\n    return {}\n", "ping", {})
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
@@ -118,6 +129,7 @@ def main() -> None:
             seconds = timed(fn, runs)
             if repeat:
                 times[name].append(seconds)
+    empty = {name: empty_run(box) for name, box in (("plain child", plain), ("bubblewrap", bwrap))}
     plain.close()
 
     med = {name: statistics.median(ts) for name, ts in times.items()}
@@ -128,6 +140,10 @@ def main() -> None:
         print(f"  {name:<14} {m:>13.3f} {m / n_runs:>8.3f} {m / base:>11.2f}x")
     print(f"  sandbox cost per submission (bubblewrap - in-process): {med['bubblewrap'] - base:.3f} s (target < 0.1 s)")
     print(f"  isolation cost per submission (bubblewrap - plain child): {med['bubblewrap'] - med['plain child']:.3f} s")
+    print(
+        f"  an empty run (no learner code, no torch work): plain child {1000 * empty['plain child']:.1f} ms, ", end=""
+    )
+    print(f"bubblewrap {1000 * empty['bubblewrap']:.1f} ms")
     print(f"  worker start, once per job slot: bubblewrap {bwrap_start:.2f} s, plain {plain_start:.2f} s; ", end="")
     print(f"bare `python -c 'import torch'` {bare:.2f} s")
     bwrap.close()
