@@ -45,7 +45,7 @@ def limit_message(status: str, lim: Limits, detail: str = "") -> str:
         "output-limit": f"stopped: the code printed more than {_size(lim.output_bytes)} to stdout/stderr; "
         "remove the prints from your model code",
         "file-limit": f"stopped at the file-size limit of {_size(lim.file_bytes)}: the code writes large "
-        "files, which a submission must not do",
+        "or many files, which a submission must not do",
     }
     return messages[status] + (f" ({detail})" if detail else "")
 

@@ -39,6 +39,7 @@ MS_REC, MS_PRIVATE = 16384, 1 << 18
 PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 38, 36
 POLL_SECONDS = 0.02
 TAIL_BYTES = 16384
+MAX_FILES = 4096  # per tmpfs of a run
 ANCHOR = ["/usr/bin/sleep", "100000"]
 
 
@@ -49,8 +50,9 @@ def _check(ret: int, what: str) -> None:
 
 
 def _mount_tmpfs(path: str, size: int, mode: str) -> None:
-    """A fresh size-capped tmpfs at ``path`` (no setuid, no devices) in this run's mount namespace."""
-    opts = f"size={size},mode={mode}".encode()
+    """A fresh tmpfs at ``path`` in this run's mount namespace: no setuid, no devices, its bytes capped,
+    and its number of files too (inodes cost kernel memory that the size cap does not count)."""
+    opts = f"size={size},nr_inodes={MAX_FILES},mode={mode}".encode()
     _check(LIBC.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, opts), f"mount {path}")
 
 
@@ -188,7 +190,8 @@ def _error_kind(exc: BaseException) -> str:
     """Name the limit behind an exception, when one is: MemoryError, torch's allocator failure, EFBIG."""
     if isinstance(exc, MemoryError) or "DefaultCPUAllocator" in str(exc):
         return "memory"
-    if isinstance(exc, OSError) and exc.errno == 27:  # EFBIG: RLIMIT_FSIZE (Python ignores SIGXFSZ)
+    # EFBIG: RLIMIT_FSIZE (Python ignores SIGXFSZ); ENOSPC: a tmpfs of the run is full (bytes or files).
+    if isinstance(exc, OSError) and exc.errno in (27, 28):
         return "file"
     return "error"
 

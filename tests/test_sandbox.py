@@ -102,6 +102,15 @@ def test_writing_a_file_over_the_size_limit_stops_the_run(sandbox):
     assert out.message.startswith("stopped at the file-size limit of 1 MiB")
 
 
+def test_creating_files_without_end_stops_at_the_file_limit(sandbox):
+    creator = {"model.py": b"for i in range(10**6):\n    open(f'f{i}', 'w').close()\n"}
+    out = sandbox.run(creator, PROBE, "load", {})
+    assert out.status == "file-limit"
+    assert out.message.endswith(
+        "(OSError: [Errno 28] No space left on device: 'f4094')"
+    )  # 4096 inodes: /scratch, model.py, f0..f4093
+
+
 def test_a_worker_killed_from_outside_is_replaced(sandbox):
     worker = sandbox._workers[0]
     assert sandbox.run(MODEL, PROBE, "load", {}).status == "ok"
