@@ -85,7 +85,9 @@ class Experts(nn.Module):
         flat = indices.flatten()  # (N*k,) expert of each (token, slot)
         order = flat.argsort(stable=True)  # (token, slot) pairs grouped by expert
         counts = torch.bincount(flat, minlength=self.gate_proj.shape[0]).tolist()
-        grouped = x[order // k]  # (N*k, H) each token once per chosen expert, grouped by expert
+        # index_select/index_copy rather than x[...] / y[...]: their backward passes are a plain
+        # scatter-add and gather, where fancy indexing's backward sorts again.
+        grouped = x.index_select(0, order // k)  # (N*k, H) each token once per chosen expert, grouped by expert
         # unbind, not gate_proj[e]: backward then builds each weight's gradient once, not once per expert.
         gate, up, down = self.gate_proj.unbind(0), self.up_proj.unbind(0), self.down_proj.unbind(0)
         outputs, start = [], 0
@@ -96,7 +98,8 @@ class Experts(nn.Module):
             start += count
             outputs.append(F.linear(F.silu(F.linear(h, gate[expert])) * F.linear(h, up[expert]), down[expert]))
         y = torch.cat(outputs) * weights.flatten()[order, None]  # (N*k, H), weighted, grouped by expert
-        return y[order.argsort()].view(N, k, -1).sum(dim=1)  # back to (token, slot) order, summed over slots
+        unsorted = torch.empty_like(y).index_copy(0, order, y)  # back to (token, slot) order
+        return unsorted.view(N, k, -1).sum(dim=1)  # summed over each token's k experts
 
 
 class MoE(nn.Module):
