@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import grader
+import grader.submission
 from grader.sandbox import Limits, Sandbox, SandboxUnavailable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ NO_EFFECT = (
     "write_outside",
     "network",
 )
-LIMITS = Limits(wall_seconds=8.0, cpu_seconds=3.0, memory_bytes=1 * 2**30, processes=32, output_bytes=256 * 2**10)
+LIMITS = Limits(wall_seconds=8.0, cpu_seconds=5.0, memory_bytes=512 * 2**20, processes=32, output_bytes=256 * 2**10)
 SEED = 20260417
 
 
@@ -178,6 +179,37 @@ def test_runs_stop_at_the_limits_and_say_which(graded):
     for result in graded["mixed"].values():
         for run in result.runs:
             assert run.seconds <= LIMITS.wall_seconds + 2.0, (result.student, run.name, run.status)
+
+
+def expected_messages() -> dict[str, str]:
+    """What the learner reads for each hostile submission that loses points: a phrase of one check's message."""
+    cap = f"{grader.submission.ANSWERS_MAX_BYTES:,}"
+    return {
+        "h-loop-at-import": "stopped at the CPU-time limit of 5 s",
+        "h-loop-in-forward": "stopped after the wall-time limit of 8 s",
+        "h-memory-bomb": "stopped at the memory limit of 512 MiB",
+        "h-fork-bomb": "stopped at the limit of 32 processes and threads",
+        "h-stdout-flood": "stopped: the code printed more than 256 KiB to stdout/stderr",
+        "h-sys-exit": "model.py could not be imported: SystemExit: 0",
+        "h-os-exit": "the process exited with status 0 before it returned a result",
+        "h-kill-self": "the process was killed by signal SIGKILL",
+        "h-kill-all": "the process was killed by signal SIGKILL",
+        "h-forged-channel": "the process exited with status 0 before it returned a result",
+        "h-nan-inf": "returned logits with NaN or inf entries",
+        "h-lying-tensor": "returned logits of shape (1, 3, 1); expected (1, 3, ",
+        "h-symlinks": "answers.toml is a symbolic link; submit the file itself",
+        "h-answers-50mb": f"answers.toml is larger than the {cap} bytes the grader reads",
+        "h-answers-deep": "answers.toml is nested too deeply",
+        "h-answers-latin1": "answers.toml is not UTF-8 text",
+    }
+
+
+def test_each_hostile_submission_is_told_what_went_wrong(graded):
+    expected = expected_messages()
+    assert set(expected) | {f"h-{n.replace('_', '-')}" for n in NO_EFFECT} | {"h-memory-tree"} == set(graded["hostile"])
+    for student, phrase in expected.items():
+        messages = [c.message for c in graded["mixed"][student].checks if c.status == "failed"]
+        assert any(phrase in m for m in messages), (student, phrase, messages[:3])
 
 
 def test_links_out_of_the_submission_are_never_followed(graded):
