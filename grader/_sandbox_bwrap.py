@@ -30,7 +30,7 @@ SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime")
 # Capabilities the trusted zygote keeps inside the sandbox (as real root only): mounts and namespaces for
 # each run, switching to the run's uid, and killing that uid's processes. The run itself drops them all.
-ROOT_CAPS = "CAP_SYS_ADMIN,CAP_SETUID,CAP_SETGID,CAP_SETPCAP,CAP_KILL,CAP_CHOWN,CAP_DAC_OVERRIDE,CAP_FOWNER"
+ROOT_CAPS = "CAP_SYS_ADMIN,CAP_SETUID,CAP_SETGID,CAP_KILL,CAP_CHOWN"
 
 
 def python_roots() -> list[Path]:

@@ -1,6 +1,6 @@
 """Turn the facts of one sandbox run into an ``Outcome``: which limit was hit, what to tell the learner.
 
-The facts come from the trusted zygote (how the run ended, what the supervisor measured) and from
+The facts come from the trusted zygote (how the run ended, what its watchdog measured) and from
 the result channel, which the untrusted code shares and may have written itself: an envelope counts
 only when it parses, carries this run's nonce and has the expected shape; its content is still only
 an observation that the grader checks against inputs it drew afresh.

@@ -2,10 +2,10 @@
 
 A ``Sandbox`` keeps one long-lived worker per job slot. Each worker is a *zygote*: a Python process
 that starts inside bubblewrap (no network, read-only system, none of the repository visible; see
-``grader/_sandbox_bwrap.py``), imports torch once, and then forks a fresh process tree per ``run``
+``grader/_sandbox_bwrap.py``), imports torch once, and then forks a fresh process per ``run``
 with its own pid and mount namespaces, an empty tmpfs scratch directory holding only the files
-given, an unprivileged uid and no capabilities (``grader/sandbox_child.py``). So a run costs a few
-forks, not a Python start and a torch import, and nothing of one run (files, processes) reaches the
+given, an unprivileged uid and no capabilities (``grader/sandbox_child.py``). So a run costs one
+fork, not a Python start and a torch import, and nothing of one run (files, processes) reaches the
 next. Without bubblewrap the same zygote runs as a plain child process with resource limits only,
 and ``isolation`` says so plainly; ``require_isolation=True`` refuses to run that way.
 
@@ -77,8 +77,8 @@ class SandboxUnavailable(RuntimeError):
 class _Worker:
     """One zygote process and the two pipes that talk to it (length-prefixed JSON both ways)."""
 
-    def __init__(self, slot: int, isolated: bool, uid: int) -> None:
-        self.slot, self.isolated, self.uid = slot, isolated, uid
+    def __init__(self, isolated: bool, uid: int) -> None:
+        self.isolated, self.uid = isolated, uid
         self.proc: subprocess.Popen | None = None
         self.ready = False
         self.workdir = ""
@@ -215,7 +215,7 @@ class Sandbox:
                 "files readable by the grader's user and use the network. Install bubblewrap (`bash .ci/setup`)"
             )
         uid_base = _UID_BASE + 64 * (os.getpid() % 10_000) if as_root else -1
-        self._workers = [_Worker(i, self.isolated, uid_base + i if as_root else -1) for i in range(jobs)]
+        self._workers = [_Worker(self.isolated, uid_base + i if as_root else -1) for i in range(jobs)]
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         for worker in self._workers:
             worker.start()
