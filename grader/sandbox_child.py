@@ -33,7 +33,7 @@ import types
 from collections.abc import Callable
 
 LIBC = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNS, CLONE_NEWPID = 0x00020000, 0x20000000
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
 MS_REC, MS_PRIVATE = 16384, 1 << 18
 PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 38, 36
@@ -74,15 +74,49 @@ def _fresh_tmp(size: int, keep: list[str]) -> None:
 
 
 def _private_mounts(req: dict, keep: list[str]) -> None:
-    """The runner's own mount namespace: fresh /scratch, /proc (this pid namespace), /tmp and /dev/shm."""
+    """The runner's own mount and IPC namespaces (no System V memory survives the run): fresh /scratch,
+    /proc (this pid namespace), /tmp and /dev/shm."""
     lim = req["limits"]
-    _check(LIBC.unshare(CLONE_NEWNS), "unshare mount namespace")
+    _check(LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare mount and IPC namespaces")
     _check(LIBC.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
     room = sum(len(v) for v in req["files"].values()) + lim["file_bytes"] + (1 << 20)
     _mount_tmpfs(req["scratch"], room, "0755")
     _check(LIBC.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount /proc")
     _fresh_tmp(lim["file_bytes"] + (1 << 20), keep)
     _mount_tmpfs("/dev/shm", lim["file_bytes"] + (1 << 20), "1777")
+
+
+# Syscalls a run never needs that would hold memory the watchdog cannot see (memfd, io_uring,
+# userfaultfd, keyrings) or escape the run's namespaces (a new user namespace brings capabilities
+# and unlimited tmpfs back). Numbers per architecture; clone3 gets ENOSYS so that libc falls back to
+# clone, whose flags the filter can read (threads and fork stay allowed, namespace flags do not).
+SECCOMP_ARCHES = {  # machine: (AUDIT_ARCH_*, denied syscalls, clone, clone3)
+    "x86_64": (0xC000003E, (319, 447, 323, 425, 272, 308, 250, 248, 249), 56, 435),
+    "aarch64": (0xC00000B7, (279, 447, 282, 425, 97, 268, 219, 217, 218), 220, 435),
+}
+CLONE_NEW_ANY = 0x7E020080  # CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME
+
+
+def _seccomp_filter() -> None:
+    """Install the deny-list above (classic BPF) for this process and all it starts; EPERM for each."""
+    machine = os.uname().machine
+    if machine not in SECCOMP_ARCHES:
+        return
+    arch, denied, clone, clone3 = SECCOMP_ARCHES[machine]
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    ld, jeq, jset, jge, ret = 0x20, 0x15, 0x45, 0x35, 0x06  # BPF_LD|W|ABS, JMP|JEQ|K, JSET, JGE, BPF_RET|K
+    prog = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, eperm), (ld, 0, 0, 0)]
+    prog += [(jge, 0, 1, 0x40000000), (ret, 0, 0, eperm)]  # x32 system calls on x86_64
+    prog += [(jeq, 0, 1, clone3), (ret, 0, 0, enosys)]
+    prog += [(jeq, 0, 3, clone), (ld, 0, 0, 16), (jset, 0, 1, CLONE_NEW_ANY), (ret, 0, 0, eperm)]
+    prog += [(ld, 0, 0, 0)]
+    for nr in denied:
+        prog += [(jeq, 0, 1, nr), (ret, 0, 0, eperm)]
+    prog += [(ret, 0, 0, allow)]
+    filters = b"".join(struct.pack("HBBI", *insn) for insn in prog)
+    buf = ctypes.create_string_buffer(filters)
+    fprog = struct.pack("HxxxxxxP", len(prog), ctypes.addressof(buf))
+    _check(LIBC.prctl(22, 2, ctypes.c_char_p(fprog), 0, 0), "seccomp")  # PR_SET_SECCOMP, MODE_FILTER
 
 
 def _drop_privileges(uid: int) -> None:
@@ -95,6 +129,7 @@ def _drop_privileges(uid: int) -> None:
     data = bytes(24)  # effective, permitted, inheritable = 0 for both 32-bit words
     _check(LIBC.capset(header, data), "capset")
     _check(LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    _seccomp_filter()
 
 
 def _status(pid: int | str) -> dict[str, list[str]]:

@@ -45,6 +45,7 @@ NO_EFFECT = (
     "read_outside",
     "write_outside",
     "network",
+    "hidden_memory",
 )
 LIMITS = Limits(wall_seconds=8.0, cpu_seconds=5.0, memory_bytes=512 * 2**20, processes=32, output_bytes=256 * 2**10)
 SEED = 20260417

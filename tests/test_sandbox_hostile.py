@@ -175,6 +175,20 @@ def test_network_connections_are_refused(sandbox):
             server.accept()  # nothing ever reached the grader's own listening socket
 
 
+def test_memory_hidden_from_the_watchdog_is_refused_and_none_survives(sandbox):
+    files = hostile("hidden_memory")
+    out = sandbox.run(files, PROBE, "load", {"call": "memfd"})
+    assert out.result["value"] == "PermissionError: Operation not permitted"
+    out = sandbox.run(files, PROBE, "load", {"call": "user_namespace"})
+    assert out.result["value"] == "Operation not permitted"
+    out = sandbox.run(files, PROBE, "load", {"call": "sysv_segment"})
+    seg = out.result["value"]
+    assert isinstance(seg, int)
+    for _ in range(2):  # each worker: the segment died with the run's IPC namespace
+        out = sandbox.run(files, PROBE, "load", {"call": "sysv_exists", "kwargs": {"seg": seg}})
+        assert out.result["value"] is False
+
+
 def test_forged_json_on_stdout_changes_nothing(sandbox):
     out = sandbox.run(hostile("forged_stdout"), PROBE, "load", {})
     assert out.status == "ok"
