@@ -44,6 +44,7 @@ _START_SECONDS = 120.0  # a worker's start-up (bubblewrap, Python, import torch)
 _GRACE_SECONDS = 10.0  # the zygote's own reply after a run's wall-time limit
 _STOP_SECONDS = 5.0  # an idle zygote's reaping of its last run when the sandbox closes
 _UID_BASE = 200_000  # runs drop to uid _UID_BASE + 64 * (pid mod 10000) + slot when we are root
+_LINUX = sys.platform.startswith("linux")  # elsewhere (macOS) a plain child has time, CPU and file limits only
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ class _Worker:
         req_r, self.req_w = os.pipe()
         self.rep_r, rep_w = os.pipe()
         keep = [str(r) for r in _sandbox_bwrap.python_roots() if Path(r).is_relative_to("/tmp")]
-        argv = ["-I", "-c", _CHILD_SOURCE, "ns" if self.isolated else "plain", str(req_r), str(rep_w)]
+        mode = "ns" if self.isolated else "plain" if _LINUX else "portable"
+        argv = ["-I", "-c", _CHILD_SOURCE, mode, str(req_r), str(rep_w)]
         argv += [str(self.uid), json.dumps(keep)]
         self.log = tempfile.TemporaryFile()
         if self.isolated:
@@ -96,7 +98,8 @@ class _Worker:
         else:
             self.workdir = tempfile.mkdtemp(prefix="grader-sandbox-")
             os.chmod(self.workdir, 0o711)  # the run's uid must reach its scratch directory below
-            cmd, env, cwd, pre = [sys.executable], dict(_sandbox_bwrap.ENV), self.workdir, _die_with_parent
+            pre = _die_with_parent if _LINUX else None
+            cmd, env, cwd = [sys.executable], dict(_sandbox_bwrap.ENV), self.workdir
             env["HOME"] = self.workdir
         self.proc = subprocess.Popen(
             [*cmd, *argv],
@@ -194,7 +197,7 @@ class Sandbox:
         if not 1 <= jobs <= 64:
             raise ValueError(f"jobs must be between 1 and 64, not {jobs}")
         self.limits = limits
-        as_root = os.geteuid() == 0
+        as_root = os.geteuid() == 0 and _LINUX
         problem = _sandbox_bwrap.probe_error(as_root)
         self.isolated = not problem
         if self.isolated:
@@ -210,8 +213,9 @@ class Sandbox:
                 "or `apt-get install bubblewrap`), or grade without --require-isolation"
             )
         else:
+            limits_kept = "resource limits only" if _LINUX else "wall-time, CPU and file-size limits only"
             self.isolation = (
-                f"REDUCED: {problem}; plain child process with resource limits only: the code could read "
+                f"REDUCED: {problem}; plain child process with {limits_kept}: the code could read "
                 "files readable by the grader's user and use the network. Install bubblewrap (`bash .ci/setup`)"
             )
         uid_base = _UID_BASE + 64 * (os.getpid() % 10_000) if as_root else -1

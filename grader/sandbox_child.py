@@ -41,6 +41,7 @@ POLL_SECONDS = 0.02
 TAIL_BYTES = 16384
 MAX_FILES = 4096  # per tmpfs of a run
 ANCHOR = ["/usr/bin/sleep", "100000"]
+LINUX = sys.platform.startswith("linux")
 
 
 def _check(ret: int, what: str) -> None:
@@ -148,9 +149,10 @@ def _set_limits(lim: dict, nproc_margin: int) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (lim["file_bytes"], lim["file_bytes"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
-    # The address space already holds the interpreter and torch; the limit is what comes on top.
-    space = int(_status("self")["VmSize"][0]) * 1024 + lim["memory_bytes"]
-    resource.setrlimit(resource.RLIMIT_AS, (space, space))
+    if LINUX:  # elsewhere RLIMIT_AS is not enforced (macOS) and there is no /proc to size it from
+        # The address space already holds the interpreter and torch; the limit is what comes on top.
+        space = int(_status("self")["VmSize"][0]) * 1024 + lim["memory_bytes"]
+        resource.setrlimit(resource.RLIMIT_AS, (space, space))
     if nproc_margin >= 0:
         # A backstop above the watchdog's count, which kills the run with a clear verdict first. The
         # margin covers the sandbox's own processes where they count too (one user namespace, no uid switch).
@@ -215,7 +217,8 @@ def _prepare(req: dict, ns: bool, uid: int, keep: list[str], margin: int, out_w:
         signal.signal(sig, signal.SIG_DFL)
     os.chdir(scratch)
     _set_limits(req["limits"], margin)
-    _drop_privileges(uid)
+    if LINUX:
+        _drop_privileges(uid)
     sys.path.insert(0, scratch)
     sys.dont_write_bytecode = True
     sys.argv = ["probe"]
@@ -238,8 +241,10 @@ class Run:
         self.ns, self.anchor, self.runner, self.uid, self.baseline = ns, anchor, runner, uid, baseline
 
     def members(self) -> list[tuple[int, dict[str, list[str]]]]:
-        """Every live process of the run but the anchor, with its status."""
+        """Every live process of the run but the anchor, with its status (none known without /proc)."""
         found = []
+        if not LINUX:
+            return found
         for name in os.listdir("/proc"):
             if not name.isdigit() or int(name) in (os.getpid(), self.anchor):
                 continue
@@ -280,6 +285,12 @@ class Run:
         if self.ns:
             os.kill(self.anchor, signal.SIGKILL)
             return
+        if not LINUX:  # no /proc to find strays: the runner's session (its process group) is what we know
+            try:
+                os.killpg(self.runner, signal.SIGKILL)
+            except OSError:
+                pass
+            return
         for _ in range(100):  # processes may fork while we kill; stop when none is left
             pids = [pid for pid, _ in self.members()]
             if not pids:
@@ -319,7 +330,8 @@ def _serve(req: dict, ctx: dict) -> dict:
     os.close(out_w)
     os.close(res_w)
     run = Run(ns, anchor, pid, ctx["uid"], ctx["baseline"])
-    facts = _watch(run, lim, out_r, res_r, os.pidfd_open(pid), start, req["nonce"])
+    pidfd = os.pidfd_open(pid) if LINUX else None
+    facts = _watch(run, lim, out_r, res_r, pidfd, start, req["nonce"])
     for fd in (out_r, res_r):
         os.close(fd)
     _reap(block=False)
@@ -354,14 +366,15 @@ def _in_new_pid_namespace(fork_runner: Callable[[], int]) -> tuple[int, int]:
     return box["anchor"], box["runner"]
 
 
-def _watch(run: Run, lim: dict, out_r: int, res_r: int, pidfd: int, start: float, nonce: str) -> dict:
+def _watch(run: Run, lim: dict, out_r: int, res_r: int, pidfd: int | None, start: float, nonce: str) -> dict:
     """Read the run's output and result, check the limits every poll, until the runner ends or a limit."""
     buffers = {out_r: bytearray(), res_r: bytearray()}
     sizes = dict.fromkeys(buffers, 0)
     reason, status, cpu, peak_tasks, peak_memory, answered = "", None, 0.0, 0, 0, False
     sel = selectors.DefaultSelector()
     for fd in (out_r, res_r, pidfd):
-        sel.register(fd, selectors.EVENT_READ)
+        if fd is not None:  # without a pidfd (not Linux), the runner's end is polled below
+            sel.register(fd, selectors.EVENT_READ)
     while status is None and not reason and not answered:
         for key, _ in sel.select(POLL_SECONDS):
             if key.fd == pidfd:
@@ -381,6 +394,10 @@ def _watch(run: Run, lim: dict, out_r: int, res_r: int, pidfd: int, start: float
                     reason = "output-limit"
             elif sizes[res_r] > lim["output_bytes"]:
                 reason = "result-limit"
+        if pidfd is None and status is None:
+            pid, polled, usage = os.wait4(run.runner, os.WNOHANG)
+            if pid:
+                status, cpu = polled, usage.ru_utime + usage.ru_stime
         if status is not None or reason or answered:
             break
         tasks, added = run.usage()
@@ -405,7 +422,8 @@ def _watch(run: Run, lim: dict, out_r: int, res_r: int, pidfd: int, start: float
             if fd != pidfd:
                 _drain(fd, buffers[fd], sizes, lim["output_bytes"])
     sel.close()
-    os.close(pidfd)
+    if pidfd is not None:
+        os.close(pidfd)
     return {
         "reason": reason,
         "exit": os.waitstatus_to_exitcode(status) if status is not None else 0,
@@ -488,9 +506,12 @@ def _warm_up(torch: types.ModuleType) -> None:
 def main() -> None:
     mode, ctl_in, ctl_out, uid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     ns = mode == "ns"
+    if mode == "portable":  # no Linux facilities (prctl, pidfd, /proc, capabilities, seccomp): limits only
+        globals()["LINUX"] = False
     for fd in (ctl_in, ctl_out):
         os.set_inheritable(fd, False)
-    _check(LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "subreaper")
+    if LINUX:
+        _check(LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "subreaper")
     try:
         import torch  # the point of the zygote: every run starts with torch already imported
 
@@ -508,7 +529,7 @@ def main() -> None:
         "uid": uid,
         "keep": json.loads(sys.argv[5]),
         "margin": 4 if own_uid else len(os.listdir("/proc/self/task")) + 8 if ns else -1,
-        "baseline": int(_status("self")["RssAnon"][0]) * 1024,
+        "baseline": int(_status("self")["RssAnon"][0]) * 1024 if LINUX else 0,
         "compiled": {},
     }
     # Keep the collector off everything imported so far: a collection in a run would otherwise touch

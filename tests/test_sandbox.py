@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from grader import _sandbox_bwrap
+from grader import sandbox as sandbox_module
 from grader.sandbox import Limits, Sandbox, SandboxUnavailable
 
 HOSTILE = Path(__file__).resolve().parent / "fixtures" / "hostile"
@@ -133,6 +134,24 @@ def test_without_bubblewrap_isolation_is_reduced_and_says_so(monkeypatch):
         hang = {"model.py": (HOSTILE / "loop_in_forward" / "model.py").read_bytes()}
         out = box.run(hang, PROBE, "load", {"call": "forward"}, Limits(wall_seconds=1))
         assert out.status == "timeout"
+        assert box.run(MODEL, PROBE, "load", {}).status == "ok"
+
+
+def test_without_linux_facilities_a_plain_child_still_grades(monkeypatch):
+    """The path a learner's Mac takes (no bwrap, no /proc, no prctl, pidfd or seccomp), exercised here."""
+    monkeypatch.setattr(_sandbox_bwrap.shutil, "which", lambda name: None)
+    monkeypatch.setattr(sandbox_module, "_LINUX", False)
+    with Sandbox(jobs=1, limits=SMALL) as box:
+        assert "plain child process with wall-time, CPU and file-size limits only" in box.isolation
+        out = box.run(MODEL, PROBE, "load", {"call": "add", "kwargs": {"a": 1}})
+        assert out.status == "ok", out.message
+        assert out.result["value"] == 42
+        hang = {"model.py": (HOSTILE / "loop_in_forward" / "model.py").read_bytes()}
+        assert box.run(hang, PROBE, "load", {"call": "forward"}, Limits(wall_seconds=1)).status == "timeout"
+        leave = {"model.py": (HOSTILE / "os_exit" / "model.py").read_bytes()}
+        assert box.run(leave, PROBE, "load", {}).status == "exited"
+        flood = {"model.py": (HOSTILE / "stdout_flood" / "model.py").read_bytes()}
+        assert box.run(flood, PROBE, "load", {}).status == "output-limit"
         assert box.run(MODEL, PROBE, "load", {}).status == "ok"
 
 
