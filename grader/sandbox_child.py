@@ -513,6 +513,8 @@ def main() -> None:
     if LINUX:
         _check(LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "subreaper")
     try:
+        if not LINUX:  # forking after macOS frameworks are loaded is unsafe: each run imports torch itself
+            raise ImportError("no zygote import off Linux")
         import torch  # the point of the zygote: every run starts with torch already imported
 
         torch.set_num_threads(1)
