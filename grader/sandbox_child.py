@@ -188,8 +188,11 @@ def _runner(req: dict, ns: bool, uid: int, keep: list[str], margin: int, out_w: 
             text = json.dumps({"nonce": nonce, "kind": "ok", "result": result})
         except (TypeError, ValueError, RecursionError) as exc:
             text = json.dumps({"nonce": nonce, "kind": "unserializable", "error": f"{type(exc).__name__}: {exc}"})
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):  # closed or replaced by the code: its output is lost
+            continue
     with os.fdopen(res_w, "wb") as f:
         f.write(text.encode())
 
