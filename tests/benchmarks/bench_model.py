@@ -2,12 +2,13 @@
 
 Run: ``python tests/benchmarks/bench_model.py`` (or ``nox -s bench``). Both models are measured in
 this one run, alternating repeat by repeat so that machine noise hits both alike; each figure is the
-median over the repeats after warm-up. By default torch uses one thread and the clock is the process's
-CPU time (all its threads: transformers' backward does part of its work off the calling thread, which a
-per-thread clock would not see), which other processes on a shared machine barely disturb; ``--threads N`` uses N threads and
-wall-clock time instead. Printed: forward and forward+backward tokens per second of
-each, their ratio (reference / transformers; the target is at least 1.0), and how many routed
-experts the MoE layers actually ran against how many exist, for a batch and for one decoded token.
+median over the repeats after warm-up. By default torch uses one thread and the clock is the
+process's CPU time, which other processes on a shared machine barely disturb (all its threads count:
+transformers' backward does part of its work off the calling thread, which a per-thread clock would
+miss); ``--threads N`` uses N threads and wall-clock time instead. Printed: forward and
+forward+backward tokens per second of each, their ratio (reference / transformers; the target is at
+least 1.0), and how many routed experts the MoE layers actually ran against how many exist, for a
+batch and for one decoded token.
 Nothing here asserts a time; the numbers are for reading.
 """
 
