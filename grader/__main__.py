@@ -74,6 +74,23 @@ def show_summary(results: list[StudentResult]) -> None:
     )
 
 
+def usable(folders: list[Path]) -> tuple[list[Path], list[str]]:
+    """Split the folders found in submissions/ into gradable ones and reasons for the others.
+
+    One bad folder (a symbolic link, a name with a space, a stray folder with no submission files)
+    must not stop a whole class from being graded; each is named with what to do about it.
+    """
+    good, skipped = [], []
+    for folder in folders:
+        try:
+            check_folder(folder)
+        except UsageError as exc:
+            skipped.append(str(exc))
+        else:
+            good.append(folder)
+    return good, skipped
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -81,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--jobs must be at least 1, got {args.jobs}.")
         if args.out.exists() and not args.out.is_dir():
             raise UsageError(f"--out {args.out} is a file; give a folder for the reports.")
-        paths = args.paths or discover(Path("submissions"))
+        paths, skipped = (args.paths, []) if args.paths else usable(discover(Path("submissions")))
+        for reason in skipped:
+            print(f"grader: skipped {reason}", file=sys.stderr)
         if not paths:
             raise UsageError("no submission folders to grade in submissions/ (folders starting with _ are skipped).")
         manual = args.manual
@@ -115,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         show_summary(results)
     print(f"Reports written to {args.out}/" + (f" (manual scores merged from {manual})" if manual else ""))
+    if skipped:
+        print(f"grader: {len(skipped)} folder(s) in submissions/ were not graded (see above).", file=sys.stderr)
     if manual is not None:
         unmatched = sorted(set(load_scores(manual)) - {r.student for r in results})
         if unmatched:

@@ -42,6 +42,8 @@ def guard(experiment: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run one experiment: ``{"ok": True, ...}`` or ``{"ok": False, "error": ...}`` if the learner's code raised."""
     try:
         return {"ok": True, **experiment()}
+    except MemoryError:
+        raise  # the run ends at once with the sandbox's memory-limit verdict, instead of retrying
     except (Exception, SystemExit) as exc:
         return {"ok": False, "error": describe(exc)}
 

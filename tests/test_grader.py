@@ -418,3 +418,26 @@ def test_without_paths_the_command_line_grades_every_submission_but_the_template
         "solo",
         "summary.md",
     ]
+
+
+def test_one_bad_folder_in_the_class_is_named_and_skipped_not_fatal(tmp_path, capsys, monkeypatch):
+    submissions = tmp_path / "course" / "submissions"
+    (submissions / "solo").mkdir(parents=True)
+    (submissions / "solo" / "answers.toml").write_text('[quiz]\nq1 = "b"\n')
+    (submissions / "evil").symlink_to("/etc")
+    (submissions / "bad name").mkdir()
+    (submissions / "bad name" / "answers.toml").write_text("")
+    (submissions / "notes").mkdir()
+    monkeypatch.chdir(submissions.parent)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    assert main(["--seed", "1", "--jobs", "1"]) == 0
+    assert json.loads((submissions.parent / "reports" / "solo" / "results.json").read_text())["score"] == 4
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "grader: skipped submissions/bad name: 'bad name' is not a valid student id (letters, digits, '-' and '_' "
+        "only); rename the folder.",
+        "grader: skipped submissions/evil is a symbolic link; give the submission folder itself.",
+        "grader: skipped submissions/notes is not a submission folder: it holds none of answers.toml, model.py, "
+        "mla.py (see submissions/README.md).",
+        "grader: 3 folder(s) in submissions/ were not graded (see above).",
+    ]
