@@ -26,6 +26,7 @@ The three configurations side by side, as :class:`reference.Config` holds them (
 DeepSeek-V3's from their published ``config.json``):
 """
 
+import textwrap
 from collections import defaultdict
 
 import matplotlib.pyplot as plt
@@ -60,7 +61,8 @@ fields = (
 )
 mla_only = {"q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"}
 moe_only = set(fields[fields.index("n_routed_experts") :]) - {"rope_theta", "max_position_embeddings"}
-print(f"{'':>24}" + "".join(f"{cfg.name:>22}" for cfg in configs))
+short = {cfg.name: cfg.name.split(" (")[0] for cfg in configs}  # "lesson (task sheet)" -> "lesson"
+print(f"{'':>24}" + "".join(f"{short[cfg.name]:>14}" for cfg in configs))
 for name in fields:
     cells = []
     for cfg in configs:
@@ -68,7 +70,7 @@ for name in fields:
         unused = (name in mla_only and cfg.attention != "mla") or (name == "num_kv_heads" and cfg.attention == "mla")
         unused = unused or (name in moe_only and cfg.n_routed_experts == 0)
         cells.append("-" if unused else f"{value:,}" if isinstance(value, int) else str(value))
-    print(f"{name:>24}" + "".join(f"{c:>22}" for c in cells))
+    print(f"{name:>24}" + "".join(f"{c:>14}" for c in cells))
 
 # %%
 # A dash marks a field the model does not use: MLA has no separate K/V heads (its config repeats
@@ -131,18 +133,19 @@ def meta_breakdown(cfg: Config) -> dict[str, int]:
 # BEGIN SOLUTION
 rows = {cfg.name: meta_breakdown(cfg) for cfg in configs}
 parts = list(parameter_breakdown(configs[0]))
-print(f"{'':>16}" + "".join(f"{cfg.name:>22}" for cfg in configs))
+print(f"{'':>16}" + "".join(f"{short[cfg.name]:>19}" for cfg in configs))
 for part in parts:
-    print(f"{part:>16}" + "".join(f"{rows[cfg.name].get(part, 0):>22,}" for cfg in configs))
-print(f"{'total':>16}" + "".join(f"{sum(rows[cfg.name].values()):>22,}" for cfg in configs))
-print(f"{'activated':>16}" + "".join(f"{count_activated_parameters(cfg):>22,}" for cfg in configs))
+    print(f"{part:>16}" + "".join(f"{rows[cfg.name].get(part, 0):>19,}" for cfg in configs))
+print(f"{'total':>16}" + "".join(f"{sum(rows[cfg.name].values()):>19,}" for cfg in configs))
+print(f"{'activated':>16}" + "".join(f"{count_activated_parameters(cfg):>19,}" for cfg in configs))
 for cfg in configs:
     closed = parameter_breakdown(cfg)
     agree = all(rows[cfg.name].get(part, 0) == closed[part] for part in closed)
     print(f"{cfg.name}: meta-device count equals the closed form per component: {agree}")
 for cfg in configs:
     shares = {part: count / sum(rows[cfg.name].values()) for part, count in rows[cfg.name].items() if count}
-    print(f"{cfg.name} shares:", ", ".join(f"{part} {100 * share:.1f}%" for part, share in shares.items()))
+    listed = ", ".join(f"{part} {100 * share:.1f}%" for part, share in shares.items())
+    print(textwrap.fill(f"{cfg.name} shares: {listed}", width=80, subsequent_indent="    "))
 lesson_total = count_parameters(configs[0])
 print(f"\nCode Task 3's answer, Config.lesson(): {lesson_total:,} parameters")
 
