@@ -77,7 +77,13 @@ def load(name: str) -> Any:
 
 
 def failed_all(names: list[str], exc: BaseException, stage: str) -> dict[str, Any]:
-    """The same error for every experiment of a run: the module could not be imported or the model built."""
+    """The same error for every experiment of a run: the module could not be imported or the model built.
+
+    A MemoryError is raised again, so the run ends with the sandbox's verdict, which names the memory limit,
+    instead of a bare "MemoryError" reported as an import or build failure.
+    """
+    if isinstance(exc, MemoryError):
+        raise exc
     return {name: {"ok": False, "stage": stage, "error": describe(exc)} for name in names}
 
 
