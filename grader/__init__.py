@@ -125,6 +125,7 @@ def grade(
             seed=ev.draws.seed,
             seconds=evidence[ev.student][1],
             grader_errors=plugin.errors[ev.student],
+            notices=ev.submission.notices,
         )
         if ev.student in scores and manual is not None:
             merge(result, scores[ev.student], manual)

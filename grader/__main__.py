@@ -49,6 +49,8 @@ def show_progress(done: int, total: int, student: str, seconds: float, runs: dic
 def show_detail(r: StudentResult) -> None:
     """Every check of a single submission, with the message of each one not passed."""
     print(f"\n{r.student}: {r.isolation}")
+    for notice in r.notices:
+        print(f"  note: {notice}")
     for c in r.checks:
         print(f"  {c.number:<4} {c.name:<34} {c.score:>4g} / {c.max_score:<3g} {c.status}")
         if c.status != "passed":
@@ -65,6 +67,8 @@ def show_summary(results: list[StudentResult]) -> None:
     for r in results:
         missed = sum(c.status != "passed" for c in r.checks)
         print(f"  {r.student:<{width}}  {r.score:>5g} / {r.max_score:g}   {missed} check(s) not passed")
+        for notice in r.notices:
+            print(f"  {'':<{width}}  note: {notice}")
     full = sum(r.score == r.max_score for r in results)
     pending = sum(len(r.pending) for r in results)
     mean = sum(r.score for r in results) / len(results)

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from .draws import Draws
 from .experiments import RunResult, Unobserved
+from .names import unknown_in
 from .submission import Submission
 
 TAIL_LINES = 3
@@ -36,14 +37,16 @@ class Evidence:
         if sub.answers is None:
             raise AssertionError(sub.answers_error)
         table = sub.answers.get(section)
+        found = "".join(f" Found {sentence(u.describe())}" for u in unknown_in(sub.unknown, section))
         if not isinstance(table, dict):
             raise AssertionError(
                 f"answers.toml has no [{section}] table; add it with its keys as in submissions/_template/answers.toml."
+                + found
             )
         if key not in table:
             raise AssertionError(
                 f"answers.toml has no `{key}` in its [{section}] table; "
-                "add it as in submissions/_template/answers.toml."
+                "add it as in submissions/_template/answers.toml." + found
             )
         return table[key]
 
@@ -72,6 +75,11 @@ class Evidence:
         if observed.stage == "invalid":
             raise AssertionError(f"{doing} sent back an observation the grader cannot use: {observed.text}.")
         raise AssertionError(f"{doing} failed: {observed.text}")
+
+
+def sentence(text: str) -> str:
+    """``text`` ending with a full stop unless it ends with a question mark already."""
+    return text if text.endswith(("?", ".")) else text + "."
 
 
 def _raise_sandbox(doing: str, text: str, result: RunResult) -> NoReturn:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .feedback import toml_type
+from .names import diagram_hint, misnamed_answer
 from .results import CheckResult, ManualItem, StudentResult
 from .rubrics import WRITTEN, WRITTEN_POINTS, is_placeholder
 from .submission import Submission, UsageError
@@ -36,6 +37,9 @@ def written_items(sub: Submission) -> list[ManualItem]:
         if key == "diagram":
             item.answer = f"{sub.diagram[0]}\n{sub.diagram[1]}".strip() if sub.diagram else ""
             why = "No diagram file (diagram.png, .svg, .md or .txt) was submitted."
+            if not sub.diagram and sub.strays:
+                item.answer = "\n".join(sub.strays)
+                item.comment = f"Sent to a person: {diagram_hint(sub.strays[0])}."
         elif sub.answers is None:
             why = "Not scored: answers.toml could not be read (see the quiz checks)."
         else:
@@ -46,6 +50,12 @@ def written_items(sub: Submission) -> list[ManualItem]:
             why = "No answer was submitted."
             if value is not None and not isinstance(value, str):
                 why = f"{key} should be text in quotes; found {toml_type(value)}."
+            misnamed = misnamed_answer(sub.answers, section, name) if value is None else None
+            if misnamed is not None and isinstance(misnamed[1], str) and not is_placeholder(misnamed[1]):
+                item.answer = misnamed[1]
+                item.comment = (
+                    f"Sent to a person: the answer was found under {misnamed[0]}; name it `{name}` in [{section}]."
+                )
         if is_placeholder(item.answer):
             item.score, item.comment = 0.0, why
         items.append(item)

@@ -51,6 +51,9 @@ def feedback_md(r: StudentResult, seed: int) -> str:
         "|---|---|---|---|",
     ]
     lines += [f"| {c.number} | {c.name} | {fmt(c.score)} / {fmt(c.max_score)} | {c.status} |" for c in r.checks]
+    if r.notices:
+        lines += ["", "## Names the grader does not read", ""]
+        lines += [f"- {notice}" for notice in r.notices]
     todo = [c for c in r.checks if c.status != "passed"]
     if todo:
         lines += ["", "## What to look at", ""]

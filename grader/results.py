@@ -70,6 +70,7 @@ class StudentResult:
     seed: int = 0
     seconds: float = 0.0
     grader_errors: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # names found but not read (misspelled keys, files)
 
     @property
     def manual_score(self) -> float:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .names import Unknown, diagram_hint, stray_diagrams, unknown_names
+
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+\Z")
 CODE_FILES: dict[str, int] = {"model.py": 512 * 1024, "mla.py": 256 * 1024}
 ANSWERS_FILE = "answers.toml"
@@ -37,6 +39,8 @@ class Submission:
     answers: the parsed answers.toml, or None with answers_error saying why (missing, not UTF-8, bad TOML).
     code: allow-listed source files to send to the sandbox; code_errors: why one could not be read.
     diagram: (file name, text for .md/.txt or "" for images) of the first diagram file present, or None.
+    unknown: tables and keys of answers.toml the grader does not read (misspellings, with a suggestion).
+    strays: files that look meant as the diagram under another name (``Diagram.md``, ``diagram.jpg``).
     """
 
     student: str
@@ -46,6 +50,13 @@ class Submission:
     code: dict[str, bytes] = field(default_factory=dict)
     code_errors: dict[str, str] = field(default_factory=dict)
     diagram: tuple[str, str] | None = None
+    unknown: list[Unknown] = field(default_factory=list)
+    strays: list[str] = field(default_factory=list)
+
+    @property
+    def notices(self) -> list[str]:
+        """What the grader found but does not read, each with what to do: for the feedback and the console."""
+        return [u.describe() for u in self.unknown] + [diagram_hint(name) for name in self.strays]
 
 
 def discover(root: Path) -> list[Path]:
@@ -142,6 +153,8 @@ def read_submission(path: Path, student: str) -> Submission:
     except (OSError, ValueError) as exc:
         answers_error = str(exc) if isinstance(exc, ValueError) else f"answers.toml: {exc}."
     sub = Submission(student, path, answers, answers_error)
+    sub.unknown = unknown_names(answers) if answers is not None else []
+    sub.strays = stray_diagrams(path)
     for name, limit in CODE_FILES.items():
         try:
             sub.code[name] = read_capped(path / name, limit)

@@ -14,12 +14,16 @@ from types import SimpleNamespace
 import pytest
 
 import grader
+from grader.__main__ import show_detail
 from grader.checks.check_mask import check_causal_mask
 from grader.checks.check_params import check_lesson_total_reference
 from grader.checks.check_quiz import check_q1, check_q2, check_q3
 from grader.draws import draw, student_seed
 from grader.evidence import Evidence
+from grader.manual import written_items
+from grader.names import unknown_names
 from grader.observations import Int, ListOf, ObservationError, Record, TensorSpec
+from grader.reports import feedback_md
 from grader.rubrics import Q3_RUBRIC
 from grader.scoring import CheckSpec, ManualReview, Partial, ScoringPlugin
 from grader.submission import (
@@ -30,6 +34,7 @@ from grader.submission import (
     discover,
     parse_answers,
     read_capped,
+    read_submission,
 )
 from reference import Config, causal_mask, count_parameters
 
@@ -310,3 +315,81 @@ def test_draws_are_fresh_per_seed_and_per_student_and_replayable() -> None:
             a != b for a, b in zip(d.causal[0][0][d.causal_split :], d.causal[1][0][d.causal_split :], strict=True)
         )
         assert d.context[0][0][0] != d.context[1][0][0] and d.context[0][0][1:] == d.context[1][0][1:]
+
+
+MISNAMED = """
+[quizz]
+q1 = "b"
+
+[theory]
+ropee = "Rotates query and key pairs by an angle that grows with the position."
+components = "..."
+
+[theroy]
+gqa = "Query heads share key/value heads in groups."
+"""
+
+
+def misnamed_submission(tmp_path: Path) -> Submission:
+    folder = tmp_path / "learner"
+    folder.mkdir()
+    (folder / "answers.toml").write_text(MISNAMED, encoding="utf-8")
+    (folder / "Diagram.md").write_text("Embedding -> layers -> norm -> head\n", encoding="utf-8")
+    (folder / "diagram.pdf").write_bytes(b"%PDF-1.4")
+    (folder / "notes.md").write_text("not a diagram\n", encoding="utf-8")
+    return read_submission(folder, "learner")
+
+
+def test_unknown_tables_keys_and_diagram_files_are_named_with_the_closest_known_name(tmp_path: Path) -> None:
+    sub = misnamed_submission(tmp_path)
+    assert sub.notices == [
+        "unknown table [quizz] in answers.toml: did you mean [quiz]?",
+        "unknown key `ropee` in [theory]: did you mean `rope`?",
+        "unknown table [theroy] in answers.toml: did you mean [theory]?",
+        "found Diagram.md: name it diagram.md (png, svg, md or txt)",
+        "found diagram.pdf: save it as diagram.png (png, svg, md or txt)",
+    ]
+    with pytest.raises(AssertionError) as caught:
+        Evidence(sub, draw(0), {}).answer("quiz", "q1")
+    assert str(caught.value) == (
+        "answers.toml has no [quiz] table; add it with its keys as in submissions/_template/answers.toml. "
+        "Found unknown table [quizz] in answers.toml: did you mean [quiz]?"
+    )
+
+
+def test_an_unknown_key_in_a_known_table_is_named_where_a_key_is_missing() -> None:
+    answers = {"quiz": {"q01": "b", "q2": False}}
+    sub = Submission("learner", Path("learner"), answers, None, unknown=unknown_names(answers))
+    with pytest.raises(AssertionError) as caught:
+        Evidence(sub, draw(0), {}).answer("quiz", "q1")
+    assert str(caught.value) == (
+        "answers.toml has no `q1` in its [quiz] table; add it as in submissions/_template/answers.toml. "
+        "Found unknown key `q01` in [quiz]: did you mean `q1`?"
+    )
+
+
+def test_a_misnamed_written_answer_or_diagram_goes_to_a_person_not_to_zero(tmp_path: Path) -> None:
+    items = {item.key: item for item in written_items(misnamed_submission(tmp_path))}
+    rope, gqa, diagram = items["theory.rope"], items["theory.gqa"], items["diagram"]
+    assert (rope.score, rope.answer) == (None, MISNAMED.split('"')[3])
+    assert (
+        rope.comment == "Sent to a person: the answer was found under `ropee` in [theory]; name it `rope` in [theory]."
+    )
+    assert (gqa.score, gqa.answer) == (None, "Query heads share key/value heads in groups.")
+    assert gqa.comment == "Sent to a person: the answer was found under `gqa` in [theroy]; name it `gqa` in [theory]."
+    assert (diagram.score, diagram.answer) == (None, "Diagram.md\ndiagram.pdf")
+    assert diagram.comment == "Sent to a person: found Diagram.md: name it diagram.md (png, svg, md or txt)."
+    assert (items["theory.components"].score, items["theory.moe"].score) == (0.0, 0.0)
+    assert items["theory.moe"].comment == "No answer was submitted."
+
+
+def test_notices_reach_the_feedback_and_the_console(tmp_path: Path, capsys) -> None:
+    sub = misnamed_submission(tmp_path)
+    result = grader.StudentResult("learner", 0, 100, [], "test", notices=sub.notices)
+    feedback = feedback_md(result, 0)
+    assert (
+        "## Names the grader does not read\n\n- unknown table [quizz] in answers.toml: did you mean [quiz]?\n"
+        in feedback
+    )
+    show_detail(result)
+    assert "  note: unknown key `ropee` in [theory]: did you mean `rope`?\n" in capsys.readouterr().out
