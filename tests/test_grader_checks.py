@@ -169,13 +169,64 @@ def test_q3_with_some_ideas_earns_their_points() -> None:
 
 
 def test_q3_the_rubric_cannot_confirm_goes_to_a_person() -> None:
-    answer = "It makes attention behave."
+    answer = "It makes the attention layer behave much better in practice."
     with pytest.raises(ManualReview) as caught:
         check_q3(evidence(quiz={"q3": answer}))
     assert caught.value.message == (
         "quiz.q3: the rubric could not confirm its ideas in your answer, so a person will read it (6 points pending)."
     )
     assert (caught.value.rubric, caught.value.answer) == (Q3_RUBRIC, answer)
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (
+            "The scale does NOT control the variance of the scores; softmax never saturates and gradients never "
+            "vanish.",
+            'puts a negation near one of the rubric\'s ideas ("NOT control the variance"), which keyword matching '
+            "cannot read reliably",
+        ),
+        (
+            "Softmax never saturates here, whatever the size of the head dimension is.",
+            'puts a negation near one of the rubric\'s ideas ("Softmax never saturates"), which keyword matching '
+            "cannot read reliably",
+        ),
+        (
+            "sqrt d_k variance softmax saturates gradients vanish",
+            "(7 words) does not read as a sentence, and keywords alone do not show the ideas",
+        ),
+    ],
+    ids=["negated", "never", "keyword-soup"],
+)
+def test_q3_negated_or_keyword_answers_wait_for_a_person(answer: str, why: str) -> None:
+    with pytest.raises(ManualReview) as caught:
+        check_q3(evidence(quiz={"q3": answer}))
+    assert caught.value.message.startswith(f"quiz.q3: your answer {why}, so a person will read it (6 points pending).")
+    assert (caught.value.rubric, caught.value.answer) == (Q3_RUBRIC, answer)
+
+
+def test_q3_a_wrong_idea_alone_earns_nothing_automatically() -> None:
+    with pytest.raises(ManualReview) as caught:
+        check_q3(evidence(quiz={"q3": "It normalises the attention weights so that they sum to one."}))
+    assert caught.value.message.startswith("quiz.q3: the rubric could not confirm its ideas in your answer")
+
+
+@pytest.mark.parametrize(
+    ("answer", "points"),
+    [
+        ("Without it the dot products grow with d_k and the softmax saturates, so gradients vanish.", None),
+        ("The 1/sqrt(d_k) factor stops the scores from growing with the dimension, so gradients do not vanish.", None),
+        ("It keeps the variance of the scores near one for any head size.", 2.0),
+    ],
+)
+def test_q3_a_negated_problem_in_a_result_clause_still_counts(answer: str, points: float | None) -> None:
+    if points is None:
+        assert check_q3(evidence(quiz={"q3": answer})).startswith("quiz.q3: all three ideas")
+        return
+    with pytest.raises(Partial) as caught:
+        check_q3(evidence(quiz={"q3": answer}))
+    assert caught.value.points == points
 
 
 @pytest.mark.parametrize("answer", ["", "...", " TODO: later", "n/a"])

@@ -6,7 +6,7 @@ import re
 
 from grader.evidence import Evidence
 from grader.feedback import shown, toml_type
-from grader.rubrics import Q3_IDEAS, Q3_RUBRIC, is_placeholder
+from grader.rubrics import MIN_WORDS, Q3_IDEAS, Q3_RUBRIC, is_placeholder, read_q3
 from grader.scoring import ManualReview, Partial, check
 from reference import Config
 
@@ -69,8 +69,24 @@ def check_q3(sub: Evidence) -> str:
     raw = sub.answer("quiz", "q3")
     assert isinstance(raw, str), f'quiz.q3 should be a sentence in quotes, q3 = "..."; found {toml_type(raw)}.'
     assert not is_placeholder(raw), "quiz.q3 has no answer yet: explain in a sentence or two what the scale is for."
-    found = [idea for idea in Q3_IDEAS if idea.pattern.search(raw)]
+    reading = read_q3(raw)
+    found = list(reading.found)
     total = sum(idea.points for idea in Q3_IDEAS)
+    if not reading.sentence:
+        raise ManualReview(
+            f"quiz.q3: your answer ({reading.words} words) does not read as a sentence, and keywords alone do not "
+            f"show the ideas, so a person will read it ({total:g} points pending). Next time, explain in a full "
+            f"sentence (at least {MIN_WORDS} words) what the scale is for.",
+            Q3_RUBRIC,
+            raw,
+        )
+    if reading.negated is not None:
+        raise ManualReview(
+            f'quiz.q3: your answer puts a negation near one of the rubric\'s ideas ("{reading.negated}"), which '
+            f"keyword matching cannot read reliably, so a person will read it ({total:g} points pending).",
+            Q3_RUBRIC,
+            raw,
+        )
     if not found:
         raise ManualReview(
             "quiz.q3: the rubric could not confirm its ideas in your answer, so a person will read it "
