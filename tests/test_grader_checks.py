@@ -12,17 +12,21 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 import grader
 from grader.__main__ import show_detail
 from grader.checks.check_mask import check_causal_mask
+from grader.checks.check_model import check_causal, check_uses_context
 from grader.checks.check_params import check_lesson_total_reference
 from grader.checks.check_quiz import check_q1, check_q2, check_q3
 from grader.draws import draw, student_seed
 from grader.evidence import Evidence
+from grader.experiments import RunResult, run_specs
+from grader.feedback import shape
 from grader.manual import written_items
 from grader.names import unknown_names
-from grader.observations import Int, ListOf, ObservationError, Record, TensorSpec
+from grader.observations import Int, ListOf, ObservationError, Observed, Record, TensorSpec
 from grader.reports import feedback_md
 from grader.rubrics import Q3_RUBRIC
 from grader.scoring import CheckSpec, ManualReview, Partial, ScoringPlugin
@@ -444,3 +448,54 @@ def test_notices_reach_the_feedback_and_the_console(tmp_path: Path, capsys) -> N
     )
     show_detail(result)
     assert "  note: unknown key `ropee` in [theory]: did you mean `rope`?\n" in capsys.readouterr().out
+
+
+def forward_evidence(causal: tuple[torch.Tensor, torch.Tensor], context: tuple[torch.Tensor, torch.Tensor]) -> Evidence:
+    """A submission whose forward run returned these two pairs of outputs (a model making them, in effect)."""
+    d = draw(0)
+    spec = next(s for s in run_specs(d) if s.name == "forward")
+
+    def observed(pair: tuple[torch.Tensor, torch.Tensor]) -> dict:
+        return {"logits": [Observed(tuple(t.shape), tuple(t.reshape(-1).tolist())) for t in pair]}
+
+    run = RunResult(spec, SimpleNamespace(), experiments={"causal": observed(causal), "context": observed(context)})
+    return Evidence(Submission("learner", Path("learner"), {}, None), d, {"forward": run})
+
+
+def test_a_wrong_vocabulary_size_costs_the_shape_checks_only_not_causality_or_context() -> None:
+    d = draw(0)
+    vocab = d.forward_config["vocab_size"] + 8
+    torch.manual_seed(0)
+    length, split = len(d.causal[0][0]), d.causal_split
+    base = torch.randn(1, length, vocab)
+    later = base.clone()
+    later[:, split:] += 1.0  # a causal model: only positions from the split on change
+    everywhere = base + 1.0  # and token 0 reaches every later position
+    sub = forward_evidence((base, later), (base, everywhere))
+    assert check_causal(sub) == "model.causal: earlier positions do not see later tokens."
+    assert check_uses_context(sub) == "model.uses_context: later positions depend on earlier tokens."
+
+
+def test_causality_cannot_be_shown_for_a_model_that_looks_at_no_other_position() -> None:
+    d = draw(0)
+    base = torch.randn(1, len(d.causal[0][0]), d.forward_config["vocab_size"])
+    only_first = base.clone()
+    only_first[:, 0] += 1.0
+    with pytest.raises(AssertionError) as caught:
+        check_causal(forward_evidence((base, base.clone()), (base, only_first)))
+    assert str(caught.value).startswith(
+        "Your model does not yet look at other positions (its logits at position t depend only on token t: "
+        f"changing token 0 of {d.context[0][0]} changed no later position), so causality cannot be shown"
+    )
+
+
+def test_a_wrong_sequence_dimension_is_named() -> None:
+    d = draw(0)
+    length = len(d.context[0][0])
+    short = torch.randn(1, length - 1, 5)
+    with pytest.raises(AssertionError) as caught:
+        check_uses_context(forward_evidence((short, short), (short, short)))
+    assert str(caught.value).endswith(
+        f"gave logits of shape {shape(short.shape)}; expected {shape((1, length))} followed by the vocabulary "
+        "dimension (batch, seq, vocab_size), to compare position by position."
+    )

@@ -32,15 +32,32 @@ def finite_logits(observed: Observed, doing: str) -> torch.Tensor:
 
 
 def pair(sub: Evidence, experiment: str, doing: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two logits tensors of a causal/context experiment, shape-checked."""
+    """The two outputs of a causal/context experiment as (T, N) tensors: position by everything else.
+
+    Only the batch and sequence dimensions are checked: these checks compare two runs position by position,
+    so a wrong vocabulary size or an extra dimension costs the shape checks (4.2, 4.3) and nothing here.
+    """
     first, second = sub.observe("forward", experiment, doing)["logits"]
     a, b = finite_logits(first, doing), finite_logits(second, doing)
-    length = len(getattr(sub.draws, experiment)[0][0])
-    expected = (1, length, sub.draws.forward_config["vocab_size"])
-    assert tuple(a.shape) == expected and tuple(b.shape) == expected, (
-        f"{doing} gave logits of shape {shape(a.shape)}; expected {shape(expected)} (batch, seq, vocab_size)."
+    expected = (1, len(getattr(sub.draws, experiment)[0][0]))
+    assert a.dim() >= 2 and tuple(a.shape[:2]) == expected and a.shape == b.shape and a.numel(), (
+        f"{doing} gave logits of shape {shape(a.shape)}; expected {shape(expected)} followed by the vocabulary "
+        "dimension (batch, seq, vocab_size), to compare position by position."
     )
-    return a, b
+    return a.reshape(expected[1], -1), b.reshape(expected[1], -1)  # (T, N)
+
+
+def changed_per_position(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """How much each position's outputs differ, (T,), and the scale differences are judged against."""
+    return (a - b).abs().amax(dim=-1), 1.0 + float(a.abs().max())
+
+
+def unchanged_positions(sub: Evidence, doing: str) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+    """Later positions whose outputs did not change when only token 0 changed, and the two (T, N) outputs."""
+    (base,), _ = sub.draws.context
+    a, b = pair(sub, "context", doing)
+    per_position, scale = changed_per_position(a, b)
+    return [t for t in range(1, len(base)) if per_position[t] <= DIFFERENT * scale], a, b
 
 
 @check("4.1", "model.config_defaults", 6, "Config() defaults are the lesson config", "auto_examples/08_configs.html")
@@ -113,10 +130,16 @@ def check_logits_shape_batches(sub: Evidence) -> str:
 def check_causal(sub: Evidence) -> str:
     split = sub.draws.causal_split
     (base,), (changed,) = sub.draws.causal
+    (first,), (other,) = sub.draws.context
+    unchanged, _, _ = unchanged_positions(sub, f"Comparing logits for {first} and {other}")
+    assert len(unchanged) < len(first) - 1, (
+        f"Your model does not yet look at other positions (its logits at position t depend only on token t: "
+        f"changing token 0 of {first} changed no later position), so causality cannot be shown; implement "
+        "attention, then this check changes later tokens and verifies that earlier positions do not see them."
+    )
     doing = f"Comparing logits for {base} and {changed}"
     a, b = pair(sub, "causal", doing)
-    scale = 1.0 + float(a.abs().max())
-    per_position = (a - b).abs().amax(dim=-1)[0]  # (T,)
+    per_position, scale = changed_per_position(a, b)
     leaked = [t for t in range(split) if per_position[t] > SAME * scale]
     assert not leaked, (
         f"Tokens {base} and {changed} differ only from position {split} on, yet the logits at earlier positions "
@@ -135,14 +158,10 @@ def check_causal(sub: Evidence) -> str:
 )
 def check_uses_context(sub: Evidence) -> str:
     (base,), (changed,) = sub.draws.context
-    doing = f"Comparing logits for {base} and {changed}"
-    a, b = pair(sub, "context", doing)
-    scale = 1.0 + float(a.abs().max())
-    per_position = (a - b).abs().amax(dim=-1)[0]  # (T,)
-    unchanged = [t for t in range(1, len(base)) if per_position[t] <= DIFFERENT * scale]
+    unchanged, a, b = unchanged_positions(sub, f"Comparing logits for {base} and {changed}")
     assert not unchanged, (
         f"Tokens {base} and {changed} differ only at position 0, yet the logits at later positions {unchanged} "
-        f"did not change (max difference {max_diff(a[0, 1:], b[0, 1:]):.3g}): those positions do not look at "
+        f"did not change (max difference {max_diff(a[1:], b[1:]):.3g}): those positions do not look at "
         "earlier tokens. Attention is still a stub, or its output never reaches the residual stream."
     )
     return "model.uses_context: later positions depend on earlier tokens."
