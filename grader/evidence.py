@@ -3,12 +3,13 @@
 Checks ask for what they need through ``answer`` and ``observe``; when it is not there (a missing file,
 malformed TOML, a run that crashed or hung, an observation that failed validation) these raise an
 ``AssertionError`` whose text is the learner's feedback, so that check fails with a clear reason and the
-others go on.
+others go on. An import error is shown in full once, by the first check that meets it; the later ones name
+the error's kind and refer to that check, so the feedback does not repeat one traceback line ten times.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from .draws import Draws
@@ -26,6 +27,8 @@ class Evidence:
     submission: Submission
     draws: Draws
     runs: dict[str, RunResult]
+    check: str = ""  # the number of the check now asking (set by the scoring plugin)
+    import_errors: dict[tuple[str, str], str] = field(default_factory=dict)  # (file, error) -> check told first
 
     @property
     def student(self) -> str:
@@ -66,6 +69,10 @@ class Evidence:
             return observed
         needs = result.spec.needs
         if observed.stage == "import":
+            first = self.import_errors.setdefault((needs, observed.text), self.check)
+            if first != self.check:
+                kind = observed.text.split(":", 1)[0]
+                raise AssertionError(f"{needs} could not be imported ({kind}; the error is shown in {first}).")
             hint = ""
             if observed.text.startswith("ModuleNotFoundError"):
                 hint = f". The grader runs {needs} with only PyTorch, the standard library and your model.py/mla.py"

@@ -113,6 +113,7 @@ class ScoringPlugin:
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool:
         """Call the check and keep what it returned (a message for a passed check)."""
         args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+        args["sub"].check = spec_of(pyfuncitem).number
         self.returned[pyfuncitem.nodeid] = pyfuncitem.obj(**args)
         return True
 
