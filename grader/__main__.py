@@ -14,7 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from . import GraderError, UsageError, grade
+from . import GraderError, UsageError, grade, points_table
 from .experiments import RunResult
 from .manual import load_scores
 from .results import StudentResult
@@ -100,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.jobs < 1:
             raise UsageError(f"--jobs must be at least 1, got {args.jobs}.")
+        most = sum(row["points"] for row in points_table())
+        if args.fail_under is not None and not 0 <= args.fail_under <= most:
+            raise UsageError(
+                f"--fail-under {args.fail_under:g} is outside 0..{most:g}: the automatic score is out of {most:g}."
+            )
         if args.out.exists() and not args.out.is_dir():
             raise UsageError(f"--out {args.out} is a file; give a folder for the reports.")
         paths, skipped = (args.paths, []) if args.paths else usable(discover(Path("submissions")))
@@ -112,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             manual = args.out / "manual.toml"
         if manual is not None and not manual.is_file():
             raise UsageError(f"--manual {manual}: no such file.")
+        if manual is not None:
+            load_scores(manual)  # unknown items and too many points are usage errors before any grading
         for path in paths:
             check_folder(path)  # usage errors before any output or work
         print(f"Grading {len(paths)} submission(s) with {args.jobs} worker(s)...", flush=True)

@@ -24,6 +24,7 @@ from .feedback import toml_type
 from .names import diagram_hint, misnamed_answer
 from .results import CheckResult, ManualItem, StudentResult
 from .rubrics import WRITTEN, WRITTEN_POINTS, is_placeholder
+from .scoring import points_table
 from .submission import Submission, UsageError
 
 Scores = dict[str, dict[str, tuple[float, str]]]
@@ -88,7 +89,20 @@ def load_scores(path: Path) -> Scores:
         if not isinstance(table, dict):
             raise UsageError(f"{path}: {student!r} should be a table [{student}] of item = score lines.")
         scores[student] = {key: _entry(student, key, value, path) for key, value in table.items()}
+    check_scores(scores, path)
     return scores
+
+
+def check_scores(scores: Scores, source: Path) -> None:
+    """Every key names a written item or a check, and no score exceeds its points: checked before grading."""
+    worth = {key: WRITTEN_POINTS for key in WRITTEN} | {row["name"]: row["points"] for row in points_table()}
+    for student, entries in scores.items():
+        for key, (score, _) in entries.items():
+            if key not in worth:
+                known = ", ".join(sorted(worth))
+                raise UsageError(f"{source}: [{student}] {key!r} is not an item or check; use one of {known}.")
+            if score > worth[key]:
+                raise UsageError(f"{source}: [{student}] {key} is worth {worth[key]:g} points, not {score:g}.")
 
 
 def _apply_to_check(check: CheckResult, score: float, comment: str, source: Path) -> None:

@@ -31,6 +31,11 @@ def fmt(points: float) -> str:
     return f"{points:g}"
 
 
+def csv_cell(value: Any) -> Any:
+    """Numbers as ``fmt`` writes them (``20``, ``4.5``), so a column never mixes ``20`` and ``20.0``."""
+    return fmt(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
 def written_line(r: StudentResult) -> str:
     """``Written work: 10 / 40 recorded, 3 items awaiting review``."""
     pending = len(r.pending)
@@ -113,13 +118,13 @@ def gradebook_rows(results: list[StudentResult]) -> list[dict[str, Any]]:
         for item in r.manual_review:
             if item.check:
                 continue
-            status = "manual" if item.score is None else "reviewed"
+            status = "pending" if item.score is None else "reviewed"
             rows.append(
                 {
                     "student": r.student,
                     "name": item.key,
                     "number": "written",
-                    "score": item.score if item.score is not None else 0.0,
+                    "score": "" if item.score is None else item.score,
                     "max_score": item.max_score,
                     "status": status,
                     "message": item.comment or item.title,
@@ -232,12 +237,13 @@ def write_all(results: list[StudentResult], out: Path, meta: dict[str, Any]) -> 
     with (out / "gradebook.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
-        writer.writerows({k: row[k] for k in fields} for row in rows)
+        writer.writerows({k: csv_cell(row[k]) for k in fields} for row in rows)
     with (out / "scores.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student", "auto_score", "auto_max", "written_score", "written_max", "pending", "total"])
         for r in results:
-            writer.writerow([r.student, r.score, r.max_score, r.manual_score, r.manual_max, len(r.pending), r.total])
+            numbers = (r.score, r.max_score, r.manual_score, r.manual_max, len(r.pending), r.total)
+            writer.writerow([r.student, *map(fmt, numbers)])
     (out / "gradebook.json").write_text(json.dumps(gradebook_json(results, meta), indent=2) + "\n", encoding="utf-8")
     (out / "junit.xml").write_bytes(junit_xml(results))
     summary = summary_md(results, meta)

@@ -71,7 +71,9 @@ def check_folder(path: Path) -> str:
     if path.is_symlink():
         raise UsageError(f"{path} is a symbolic link; give the submission folder itself.")
     if not path.exists():
-        raise UsageError(f"{path} does not exist.")
+        guess = Path("submissions") / path
+        hint = f"; did you mean {guess}?" if not path.is_absolute() and guess.is_dir() else "."
+        raise UsageError(f"{path} does not exist{hint}")
     if not path.is_dir():
         raise UsageError(f"{path} is a file; give its folder, submissions/<student-id>/.")
     student = path.resolve().name
@@ -80,6 +82,10 @@ def check_folder(path: Path) -> str:
             f"{path}: {student!r} is not a valid student id (letters, digits, '-' and '_' only); rename the folder."
         )
     if not any((path / name).exists() or (path / name).is_symlink() for name in KNOWN_FILES):
+        if any((child / ANSWERS_FILE).exists() for child in path.iterdir() if child.is_dir()):
+            raise UsageError(
+                f"{path} is the folder of all submissions: run without paths to grade them all, or give {path}/<id>."
+            )
         raise UsageError(
             f"{path} is not a submission folder: it holds none of {', '.join(KNOWN_FILES[:3])} "
             "(see submissions/README.md)."

@@ -337,7 +337,20 @@ def test_every_report_is_written_and_results_json_follows_gradescopes_schema(gra
     with (out / "gradebook.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(students) * (len(POINTS) + 8)
-    assert {r["status"] for r in rows} == {"passed", "failed", "manual", "reviewed"}
+    assert {r["status"] for r in rows} == {"passed", "failed", "manual", "pending", "reviewed"}
+    assert {r["score"] for r in rows if r["status"] == "pending"} == {""}
+    assert all(r["score"] for r in rows if r["status"] != "pending")
+    with (out / "scores.csv").open() as handle:
+        table = {row["student"]: row for row in csv.DictReader(handle)}
+    assert table["bob"] == {
+        "student": "bob",
+        "auto_score": "56",
+        "auto_max": "100",
+        "written_score": "0",
+        "written_max": "40",
+        "pending": "5",
+        "total": "56",
+    }
     book = json.loads((out / "gradebook.json").read_text())
     assert (book["seed"], [s["student"] for s in book["students"]]) == (SEED, students)
     suites = ET.parse(out / "junit.xml").getroot().findall("testsuite")
@@ -375,6 +388,20 @@ def test_manual_scores_settle_pending_checks_and_the_written_work(graded, tmp_pa
     ("args", "error"),
     [
         (["nowhere"], "grader: error: nowhere does not exist.\n"),
+        (["alice"], "grader: error: alice does not exist; did you mean submissions/alice?\n"),
+        (
+            ["submissions"],
+            "grader: error: submissions is the folder of all submissions: run without paths to grade them all, "
+            "or give submissions/<id>.\n",
+        ),
+        (
+            ["--fail-under", "150", "submissions/alice"],
+            "grader: error: --fail-under 150 is outside 0..100: the automatic score is out of 100.\n",
+        ),
+        (
+            ["--fail-under", "-1", "submissions/alice"],
+            "grader: error: --fail-under -1 is outside 0..100: the automatic score is out of 100.\n",
+        ),
         (["--jobs", "0", "submissions/alice"], "grader: error: --jobs must be at least 1, got 0.\n"),
         (
             ["submissions/alice", str(ROOT / "submissions" / "alice")],
@@ -392,6 +419,26 @@ def test_usage_errors_exit_2_with_a_message(args: list[str], error: str, capsys,
     monkeypatch.chdir(ROOT)
     assert main(args) == 2
     assert capsys.readouterr().err == error
+
+
+@pytest.mark.parametrize(
+    ("scores", "error"),
+    [
+        ('"theory.colour" = 1', "'theory.colour' is not an item or check; use one of "),
+        ('"theory.rope" = 6', "theory.rope is worth 5 points, not 6."),
+        ('"quiz.q3" = 7', "quiz.q3 is worth 6 points, not 7."),
+    ],
+)
+def test_a_bad_manual_scores_file_is_a_usage_error_before_grading_starts(
+    scores: str, error: str, tmp_path, capsys, monkeypatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    manual = tmp_path / "manual.toml"
+    manual.write_text(f"[someone]\n{scores}\n")
+    assert main(["--manual", str(manual), "submissions/alice"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"grader: error: {manual}: [someone] {error}")
 
 
 def test_the_command_line_grades_one_submission_in_detail_and_gates_on_fail_under(graded, tmp_path, capsys) -> None:
