@@ -16,11 +16,13 @@ import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .draws import draw, student_seed
 from .evidence import Evidence
 from .experiments import RunResult, run_all
+from .gradebook import earlier_results, merge_class
 from .manual import load_scores, merge, written_items
 from .reports import write_all
 from .results import CheckResult, ManualItem, RunSummary, StudentResult
@@ -67,6 +69,7 @@ def grade(
     manual: Path | None = None,
     require_isolation: bool = False,
     progress: Progress | None = None,
+    fresh: bool = False,
 ) -> list[StudentResult]:
     """Grade submission folders; write the reports to ``out`` when given.
 
@@ -79,6 +82,8 @@ def grade(
         manual: an instructor's scores file to merge (see ``grader.manual``).
         require_isolation: refuse to grade without full isolation (only when the grader makes the sandbox).
         progress: called as each submission's runs finish: (done, total, student, seconds, runs).
+        fresh: start a new gradebook in ``out``; by default the students graded now are merged into the one
+            there, and the others keep their earlier rows (see ``grader.gradebook``).
 
     Returns:
         One StudentResult per path, in the order given.
@@ -90,6 +95,7 @@ def grade(
             raise UsageError(f"{path} and {seen[student]} are the same student id {student!r}; give each once.")
         seen[student] = path
     scores = load_scores(manual) if manual is not None else {}
+    earlier = earlier_results(out) if out is not None and not fresh else []
     # Every submission is read before any student code runs, so no run can change what another one reads.
     submissions = [read_submission(path, student) for path, student in folders]
     base_seed = secrets.randbelow(2**32) if seed is None else seed
@@ -111,6 +117,7 @@ def grade(
             box.close()
     ordered = [evidence[student][0] for _, student in folders]
     plugin = score(ordered)
+    graded_at = datetime.now(UTC).isoformat(timespec="seconds")
     results = []
     for ev in ordered:
         checks = plugin.results[ev.student]
@@ -126,11 +133,13 @@ def grade(
             seconds=evidence[ev.student][1],
             grader_errors=plugin.errors[ev.student],
             notices=ev.submission.notices,
+            run_seed=base_seed,
+            graded_at=graded_at,
         )
         if ev.student in scores and manual is not None:
             merge(result, scores[ev.student], manual)
         results.append(result)
     if out is not None:
         meta = {"seed": base_seed, "isolation": isolation, "points": points_table(), "manual_file": str(manual or "")}
-        write_all(results, out, meta)
+        write_all(merge_class(earlier, results), out, meta, graded=results)
     return results

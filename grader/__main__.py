@@ -1,5 +1,5 @@
 """Command line: ``python -m grader [PATH ...] [--jobs N] [--out DIR] [--fail-under N] [--require-isolation]
-[--seed N] [--manual FILE]``.
+[--seed N] [--manual FILE] [--fresh]``.
 
 Exit status: 0 when grading finished (whatever the scores); 1 when ``--fail-under`` is not met; 2 for a usage
 error (bad path, not a submission folder, bad id, bad manual-scores file); 3 when the grader itself failed
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import GraderError, UsageError, grade, points_table
 from .experiments import RunResult
+from .gradebook import earlier_results
 from .manual import load_scores
 from .results import StudentResult
 from .sandbox import SandboxUnavailable
@@ -36,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--require-isolation", action="store_true", help="refuse to grade without bubblewrap")
     p.add_argument("--seed", type=int, help="seed of the random draws (to replay a run)")
     p.add_argument("--manual", type=Path, help="instructor's scores file (default: OUT/manual.toml if present)")
+    p.add_argument("--fresh", action="store_true", help="start a new gradebook in OUT instead of merging into it")
     return p
 
 
@@ -121,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             load_scores(manual)  # unknown items and too many points are usage errors before any grading
         for path in paths:
             check_folder(path)  # usage errors before any output or work
+        earlier = [] if args.fresh else [r.student for r in earlier_results(args.out)]
         print(f"Grading {len(paths)} submission(s) with {args.jobs} worker(s)...", flush=True)
         results = grade(
             paths,
@@ -130,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             manual=manual,
             require_isolation=args.require_isolation,
             progress=show_progress if len(paths) > 1 else None,
+            fresh=args.fresh,
         )
     except UsageError as exc:
         print(f"grader: error: {exc}", file=sys.stderr)
@@ -145,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         show_summary(results)
     print(f"Reports written to {args.out}/" + (f" (manual scores merged from {manual})" if manual else ""))
+    kept = set(earlier) - {r.student for r in results}
+    if kept:
+        print(
+            f"kept {len(kept)} student(s) from the earlier gradebook in {args.out}/ ({', '.join(sorted(kept))}); "
+            "--fresh starts a new one."
+        )
     if skipped:
         print(f"grader: {len(skipped)} folder(s) in submissions/ were not graded (see above).", file=sys.stderr)
     if manual is not None:

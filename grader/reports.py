@@ -1,10 +1,13 @@
 """Writing the reports: gradebooks, Gradescope ``results.json``, feedback, JUnit XML, summaries.
 
+The class-wide files cover the whole gradebook (merged with the earlier one, see ``grader.gradebook``);
+the per-student folders are written for the students graded in this run.
+
 Layout under the output folder::
 
     gradebook.csv        one row per student and check (and written item): score, max, status, message
     gradebook.json       the same, nested by student, with totals, run diagnostics, seed and isolation
-    scores.csv           one row per student: automatic, written and total points
+    scores.csv           one row per student: automatic, written and total points, the run's seed and time
     junit.xml            one test suite per student, one test case per check
     summary.md           the class at a glance (also appended to $GITHUB_STEP_SUMMARY when set)
     manual-review.md     what is waiting for a person, with rubrics and answers
@@ -178,7 +181,12 @@ def summary_md(results: list[StudentResult], meta: dict[str, Any]) -> str:
     lines = [
         "## Grading summary",
         "",
-        f"{len(results)} submission(s) graded; seed {meta['seed']}; isolation: {meta['isolation']}.",
+        f"{len(results)} submission(s) graded; seed {meta['seed']}; isolation: {meta['isolation']}."
+        + (
+            f" {meta['kept']} of them kept from earlier runs (their seeds and times are in scores.csv)."
+            if meta.get("kept")
+            else ""
+        ),
         "",
         "| Student | Automatic | Written (recorded) | Awaiting review | Checks not passed |",
         "|---|---|---|---|---|",
@@ -229,8 +237,16 @@ def manual_template_toml(results: list[StudentResult]) -> str:
     return "\n".join(lines)
 
 
-def write_all(results: list[StudentResult], out: Path, meta: dict[str, Any]) -> None:
-    """Write every report under ``out``; append the summary to $GITHUB_STEP_SUMMARY when it is set."""
+def write_all(
+    results: list[StudentResult], out: Path, meta: dict[str, Any], graded: list[StudentResult] | None = None
+) -> None:
+    """Write every report under ``out``; append the summary to $GITHUB_STEP_SUMMARY when it is set.
+
+    ``results`` is the class (the gradebooks, summaries and review lists cover it); ``graded``, the students
+    graded in this run (default: all of them), also get their ``<id>/`` feedback and results.json.
+    """
+    graded = results if graded is None else graded
+    meta = meta | {"kept": len(results) - len(graded)}
     out.mkdir(parents=True, exist_ok=True)
     rows = gradebook_rows(results)
     fields = ["student", "number", "name", "score", "max_score", "status", "message"]
@@ -240,17 +256,29 @@ def write_all(results: list[StudentResult], out: Path, meta: dict[str, Any]) -> 
         writer.writerows({k: csv_cell(row[k]) for k in fields} for row in rows)
     with (out / "scores.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", "auto_score", "auto_max", "written_score", "written_max", "pending", "total"])
+        writer.writerow(
+            [
+                "student",
+                "auto_score",
+                "auto_max",
+                "written_score",
+                "written_max",
+                "pending",
+                "total",
+                "seed",
+                "graded_at",
+            ]
+        )
         for r in results:
             numbers = (r.score, r.max_score, r.manual_score, r.manual_max, len(r.pending), r.total)
-            writer.writerow([r.student, *map(fmt, numbers)])
+            writer.writerow([r.student, *map(fmt, numbers), r.run_seed, r.graded_at])
     (out / "gradebook.json").write_text(json.dumps(gradebook_json(results, meta), indent=2) + "\n", encoding="utf-8")
     (out / "junit.xml").write_bytes(junit_xml(results))
     summary = summary_md(results, meta)
     (out / "summary.md").write_text(summary, encoding="utf-8")
     (out / "manual-review.md").write_text(manual_review_md(results), encoding="utf-8")
     (out / "manual-template.toml").write_text(manual_template_toml(results), encoding="utf-8")
-    for r in results:
+    for r in graded:
         folder = out / r.student
         folder.mkdir(exist_ok=True)
         (folder / "results.json").write_text(

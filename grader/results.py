@@ -71,6 +71,8 @@ class StudentResult:
     seconds: float = 0.0
     grader_errors: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # names found but not read (misspelled keys, files)
+    run_seed: int = 0  # the run's --seed (``seed`` is this student's own draw seed, derived from it)
+    graded_at: str = ""  # when that run graded it, ISO 8601 UTC
 
     @property
     def manual_score(self) -> float:

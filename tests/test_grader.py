@@ -350,7 +350,10 @@ def test_every_report_is_written_and_results_json_follows_gradescopes_schema(gra
         "written_max": "40",
         "pending": "5",
         "total": "56",
+        "seed": str(SEED),
+        "graded_at": table["bob"]["graded_at"],
     }
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", table["bob"]["graded_at"])
     book = json.loads((out / "gradebook.json").read_text())
     assert (book["seed"], [s["student"] for s in book["students"]]) == (SEED, students)
     suites = ET.parse(out / "junit.xml").getroot().findall("testsuite")
@@ -514,3 +517,38 @@ def test_memory_exhausted_at_import_reports_the_memory_limit_not_an_import_error
         out = box.run(bomb, PROBE_SOURCE, "config_run", {"lesson": lesson_fields(), "configs": []})
     assert out.status == "memory-limit"
     assert out.message.startswith("stopped at the memory limit of 256 MiB: the code allocates far too much")
+
+
+def test_grading_a_subset_merges_into_the_gradebook_already_in_out(graded, tmp_path, capsys, monkeypatch) -> None:
+    out = graded[1]
+    monkeypatch.chdir(ROOT)
+    mine = tmp_path / "reports"
+    mine.mkdir()
+    (mine / "gradebook.json").write_text((out / "gradebook.json").read_text())
+    assert main(["submissions/bob", "--jobs", "1", "--seed", "7", "--out", str(mine)]) == 0
+    others = [s for s in KINDS + EXAMPLES if s != "bob"]
+    assert f"kept {len(others)} student(s) from the earlier gradebook in {mine}/ ({', '.join(sorted(others))}); " \
+        "--fresh starts a new one.\n" in capsys.readouterr().out  # fmt: skip
+    book = json.loads((mine / "gradebook.json").read_text())
+    assert [s["student"] for s in book["students"]] == KINDS + EXAMPLES
+    seeds = {s["student"]: s["run_seed"] for s in book["students"]}
+    assert seeds == {**{s: SEED for s in others}, "bob": 7}
+    earlier = {s["student"]: s for s in json.loads((out / "gradebook.json").read_text())["students"]}
+    assert all(s == earlier[s["student"]] for s in book["students"] if s["student"] != "bob")
+    with (mine / "scores.csv").open() as handle:
+        assert [row["student"] for row in csv.DictReader(handle)] == KINDS + EXAMPLES
+    assert f"{len(KINDS + EXAMPLES)} submission(s) graded; seed 7;" in (mine / "summary.md").read_text()
+    assert sorted(p.name for p in mine.iterdir() if p.is_dir()) == ["bob"]  # feedback only for who was graded
+    assert main(["submissions/bob", "--jobs", "1", "--seed", "7", "--out", str(mine), "--fresh"]) == 0
+    assert "kept" not in capsys.readouterr().out
+    assert [s["student"] for s in json.loads((mine / "gradebook.json").read_text())["students"]] == ["bob"]
+
+
+def test_an_unreadable_earlier_gradebook_is_a_usage_error_before_grading(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    (tmp_path / "gradebook.json").write_text("{not json")
+    assert main(["submissions/bob", "--out", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"grader: error: {tmp_path / 'gradebook.json'} cannot be read as an earlier ")
+    assert captured.err.endswith("pass --fresh to start a new gradebook there, or choose another --out.\n")
