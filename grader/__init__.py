@@ -70,6 +70,7 @@ def grade(
     require_isolation: bool = False,
     progress: Progress | None = None,
     fresh: bool = False,
+    docs_url: str | None = None,
 ) -> list[StudentResult]:
     """Grade submission folders; write the reports to ``out`` when given.
 
@@ -84,6 +85,7 @@ def grade(
         progress: called as each submission's runs finish: (done, total, student, seconds, runs).
         fresh: start a new gradebook in ``out``; by default the students graded now are merged into the one
             there, and the others keep their earlier rows (see ``grader.gradebook``).
+        docs_url: where the lesson site is published; feedback then links each check's page in full.
 
     Returns:
         One StudentResult per path, in the order given.
@@ -116,7 +118,7 @@ def grade(
         if own:
             box.close()
     ordered = [evidence[student][0] for _, student in folders]
-    plugin = score(ordered)
+    plugin = score(ordered, docs_url)
     graded_at = datetime.now(UTC).isoformat(timespec="seconds")
     results = []
     for ev in ordered:

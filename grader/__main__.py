@@ -38,6 +38,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the random draws (to replay a run)")
     p.add_argument("--manual", type=Path, help="instructor's scores file (default: OUT/manual.toml if present)")
     p.add_argument("--fresh", action="store_true", help="start a new gradebook in OUT instead of merging into it")
+    p.add_argument(
+        "--docs-url",
+        metavar="URL",
+        help="where the lesson site is published (e.g. https://course.example/kimi-k2/): feedback links each page",
+    )
     return p
 
 
@@ -134,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             require_isolation=args.require_isolation,
             progress=show_progress if len(paths) > 1 else None,
             fresh=args.fresh,
+            docs_url=args.docs_url,
         )
     except UsageError as exc:
         print(f"grader: error: {exc}", file=sys.stderr)

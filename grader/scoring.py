@@ -74,10 +74,11 @@ class ManualReview(Exception):
         self.message, self.rubric, self.answer = message, rubric, answer
 
 
-def with_docs(message: str, spec: CheckSpec) -> str:
-    """Feedback ends with the docs page that explains the check."""
+def with_docs(message: str, spec: CheckSpec, docs_url: str | None = None) -> str:
+    """Feedback ends with the docs page that explains the check: a full link when the site's address is known."""
     text = message.rstrip()
-    return f"{text}{'' if text.endswith(('.', '?', '!')) else '.'} See {spec.docs} in {DOCS_ROOT}."
+    where = f"{docs_url.rstrip('/')}/{spec.docs}" if docs_url else f"{spec.docs} in {DOCS_ROOT}"
+    return f"{text}{'' if text.endswith(('.', '?', '!')) else '.'} See {where}."
 
 
 def number_key(number: str) -> tuple[int, ...]:
@@ -88,8 +89,9 @@ def number_key(number: str) -> tuple[int, ...]:
 class ScoringPlugin:
     """Parametrises every check over the students and records each outcome as a CheckResult."""
 
-    def __init__(self, evidence: list[Evidence]) -> None:
+    def __init__(self, evidence: list[Evidence], docs_url: str | None = None) -> None:
         self.evidence = evidence
+        self.docs_url = docs_url
         self.results: dict[str, list[CheckResult]] = {e.student: [] for e in evidence}
         self.manual: dict[str, list[ManualItem]] = {e.student: [] for e in evidence}
         self.errors: dict[str, list[str]] = {e.student: [] for e in evidence}
@@ -139,16 +141,18 @@ class ScoringPlugin:
             return result(spec.points, "passed", returned if isinstance(returned, str) else spec.what + ": passed.")
         error = excinfo.value
         if isinstance(error, AssertionError):
-            return result(0.0, "failed", with_docs(str(error), spec))
+            return result(0.0, "failed", with_docs(str(error), spec, self.docs_url))
         if isinstance(error, Partial):
             if not 0 <= error.points < spec.points:
                 self.errors[sub.student].append(f"{spec.name}: Partial({error.points}) outside 0..{spec.points}")
-            return result(min(max(error.points, 0.0), spec.points), "failed", with_docs(error.message, spec))
+            return result(
+                min(max(error.points, 0.0), spec.points), "failed", with_docs(error.message, spec, self.docs_url)
+            )
         if isinstance(error, ManualReview):
             self.manual[sub.student].append(
                 ManualItem(spec.name, spec.what, spec.points, error.rubric, error.answer, check=spec.number)
             )
-            return result(0.0, "manual", with_docs(error.message, spec))
+            return result(0.0, "manual", with_docs(error.message, spec, self.docs_url))
         self.errors[sub.student].append(f"{spec.name}: {type(error).__name__}: {error}")
         return result(
             0.0,
@@ -183,9 +187,9 @@ def clean_pytest_environment() -> Iterator[None]:
                 os.environ[key] = value
 
 
-def score(evidence: list[Evidence]) -> ScoringPlugin:
+def score(evidence: list[Evidence], docs_url: str | None = None) -> ScoringPlugin:
     """Run every check for every student in one pytest session; GraderError if pytest itself failed."""
-    plugin = ScoringPlugin(evidence)
+    plugin = ScoringPlugin(evidence, docs_url)
     if not evidence:
         return plugin
     args = [

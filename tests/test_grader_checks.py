@@ -29,7 +29,7 @@ from grader.names import unknown_names
 from grader.observations import Int, ListOf, ObservationError, Observed, Record, TensorSpec
 from grader.reports import feedback_md
 from grader.rubrics import Q3_RUBRIC
-from grader.scoring import CheckSpec, ManualReview, Partial, ScoringPlugin
+from grader.scoring import CheckSpec, ManualReview, Partial, ScoringPlugin, with_docs
 from grader.submission import (
     ANSWERS_MAX_DEPTH,
     Submission,
@@ -499,3 +499,11 @@ def test_a_wrong_sequence_dimension_is_named() -> None:
         f"gave logits of shape {shape(short.shape)}; expected {shape((1, length))} followed by the vocabulary "
         "dimension (batch, seq, vocab_size), to compare position by position."
     )
+
+
+def test_feedback_links_the_published_site_when_its_address_is_given() -> None:
+    spec = CheckSpec(number="2.1", name="math.causal_mask", points=8, what="the 4x4 mask", docs="a/03.html")
+    assert with_docs("Row 2 is wrong", spec) == "Row 2 is wrong. See a/03.html in the lesson docs."
+    linked = with_docs("Row 2 is wrong.", spec, "https://course.example/kimi-k2/")
+    assert linked == "Row 2 is wrong. See https://course.example/kimi-k2/a/03.html."
+    assert grader.__main__.parser().parse_args(["--docs-url", "https://x.example/"]).docs_url == "https://x.example/"
