@@ -88,14 +88,13 @@ class Experts(nn.Module):
         # index_select/index_copy rather than x[...] / y[...]: their backward passes are a plain
         # scatter-add and gather, where fancy indexing's backward sorts again.
         grouped = x.index_select(0, order // k)  # (N*k, H) each token once per chosen expert, grouped by expert
-        # unbind, not gate_proj[e]: backward then builds each weight's gradient once, not once per expert.
+        # unbind and split, not gate_proj[e] and grouped[a:b]: their backward passes assemble each
+        # gradient once, where every slice's backward would fill a zero tensor of the full size.
         gate, up, down = self.gate_proj.unbind(0), self.up_proj.unbind(0), self.down_proj.unbind(0)
-        outputs, start = [], 0
-        for expert, count in enumerate(counts):
-            if count == 0:
+        outputs = []
+        for expert, h in enumerate(grouped.split(counts)):  # h: (count, H), the rows for this expert
+            if len(h) == 0:
                 continue  # an expert no token chose costs nothing
-            h = grouped[start : start + count]  # (count, H)
-            start += count
             outputs.append(F.linear(F.silu(F.linear(h, gate[expert])) * F.linear(h, up[expert]), down[expert]))
         y = torch.cat(outputs) * weights.flatten()[order, None]  # (N*k, H), weighted, grouped by expert
         unsorted = torch.empty_like(y).index_copy(0, order, y)  # back to (token, slot) order
