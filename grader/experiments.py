@@ -30,7 +30,7 @@ from .results import RunSummary
 from .sandbox import Outcome, Sandbox
 from .submission import Submission
 
-PROBE_SOURCE = Path(__file__).with_name("probe.py").read_text(encoding="utf-8")
+PROBE_SOURCE = (Path(__file__).parent / "sandbox" / "inside" / "probe.py").read_text(encoding="utf-8")
 
 SHAPE_RESULT = Record({"shape": Shape(), "finite": Bool()})
 FIELD_VALUE = Choice(

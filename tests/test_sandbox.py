@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import _sandbox_bwrap
-from grader import sandbox as sandbox_module
 from grader.sandbox import Limits, Sandbox, SandboxUnavailable
+from grader.sandbox import bwrap as _sandbox_bwrap
+from grader.sandbox import pool as sandbox_module
 
 HOSTILE = Path(__file__).resolve().parent / "fixtures" / "hostile"
 SMALL = Limits(wall_seconds=30.0, cpu_seconds=10.0, memory_bytes=256 * 2**20, processes=16, output_bytes=64 * 2**10)

@@ -140,7 +140,7 @@ def test_nothing_of_the_repository_is_visible(sandbox):
 
 
 def test_writes_outside_scratch_are_refused_and_nothing_persists(sandbox):
-    target = REPO / "grader" / "sandbox.py"
+    target = REPO / "grader" / "sandbox" / "pool.py"
     before = hashlib.sha256(target.read_bytes()).hexdigest()
     outside = [str(target), str(REPO / "owned.txt"), "/usr/owned", "/owned", "/etc/owned", f"{sys.prefix}/owned"]
     out = sandbox.run(hostile("write_outside"), PROBE, "load", {"call": "write", "kwargs": {"paths": outside}})

@@ -33,10 +33,9 @@ from unittest import mock
 
 import torch
 
-from grader import _sandbox_bwrap
 from grader.draws import draw, student_seed
 from grader.experiments import PROBE_SOURCE, run_specs
-from grader.sandbox import Sandbox
+from grader.sandbox import Sandbox, bwrap
 from grader.submission import read_submission
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,7 +90,7 @@ def started(isolated: bool) -> tuple[Sandbox, float]:
     if isolated:
         box = Sandbox(jobs=1, require_isolation=True)
     else:
-        with mock.patch.object(_sandbox_bwrap.shutil, "which", lambda name: None):
+        with mock.patch.object(bwrap.shutil, "which", lambda name: None):
             box = Sandbox(jobs=1)
     box.run({}, "def ping():\n    return {}\n", "ping", {})
     return box, time.perf_counter() - start

@@ -1,13 +1,15 @@
-"""The sandbox's worker, run inside the sandbox: a zygote that imports torch once and forks one run per request.
+"""Sent as source into the sandbox, never imported: the worker, a zygote that imports torch once and forks one
+run per request.
 
-Started by ``grader.sandbox`` as ``python -I -c <this source> MODE CTL_IN CTL_OUT RUN_UID KEEP`` (under
-bubblewrap, or as a plain child when bubblewrap is missing). Standard library and ctypes only:
-nothing of the grader is visible here. In ``ns`` mode each request builds, in a fresh pid namespace::
+Started by ``grader.sandbox.pool`` as ``python -I -c <this source> MODE CTL_IN CTL_OUT RUN_UID KEEP`` (under
+bubblewrap, or as a plain child when bubblewrap is missing). Standard library (ctypes for the system calls) and torch
+only: nothing of the grader is visible here. In ``ns`` mode each request builds, in a fresh pid namespace::
 
     zygote (this loop; trusted; torch imported; watchdog)
       ├─ pid 1: /usr/bin/sleep, spawned without copying the zygote (posix_spawn); the namespace's anchor
       └─ pid 2: the runner, forked: its own mount namespace (tmpfs /scratch, /tmp, /dev/shm, a fresh /proc),
                 the files, limits, then an unprivileged uid and no capabilities, then probe.<call>(**args)
+                (the request's probe source, run as the module it names)
 
 The zygote polls the run every 20 ms: wall time, threads and private memory of every process in the
 namespace; at a limit, or when the runner is done, it kills pid 1, and the kernel kills whatever else
@@ -173,8 +175,8 @@ def _runner(req: dict, ns: bool, uid: int, keep: list[str], margin: int, out_w: 
             f.write(json.dumps({"nonce": req["nonce"], "kind": "sandbox-error", "error": error}).encode())
         return
     nonce = req["nonce"]
-    probe = types.ModuleType("probe")
-    sys.modules["probe"] = probe
+    probe = types.ModuleType(req["module"])
+    sys.modules[req["module"]] = probe
     try:
         exec(req["code"], probe.__dict__)
         result = getattr(probe, req["call"])(**req["args"])
@@ -224,7 +226,7 @@ def _prepare(req: dict, ns: bool, uid: int, keep: list[str], margin: int, out_w:
         _drop_privileges(uid)
     sys.path.insert(0, scratch)
     sys.dont_write_bytecode = True
-    sys.argv = ["probe"]
+    sys.argv = [req["module"]]
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -546,4 +548,5 @@ def main() -> None:
     _reap(block=True)  # the sandbox closes: nothing of the last run may outlive it
 
 
-main()
+if __name__ == "__main__":  # python -c runs it as __main__; read as a file, it only defines
+    main()

@@ -1,15 +1,13 @@
-"""Run untrusted submission code away from the grader, within limits, and bring back JSON observations.
+"""A pool of sandbox workers: each a zygote under bubblewrap that forks one fresh process per run.
 
 A ``Sandbox`` keeps one long-lived worker per job slot. Each worker is a *zygote*: a Python process
 that starts inside bubblewrap (no network, read-only system, none of the repository visible; see
-``grader/_sandbox_bwrap.py``), imports torch once, and then forks a fresh process per ``run``
+``grader/sandbox/bwrap.py``), imports torch once, and then forks a fresh process per ``run``
 with its own pid and mount namespaces, an empty tmpfs scratch directory holding only the files
-given, an unprivileged uid and no capabilities (``grader/sandbox_child.py``). So a run costs one
-fork, not a Python start and a torch import, and nothing of one run (files, processes) reaches the
-next. Without bubblewrap the same zygote runs as a plain child process with resource limits only,
-and ``isolation`` says so plainly; ``require_isolation=True`` refuses to run that way.
-
-The threat model, what this protects and what it does not, is in ``docs/threat-model.md``.
+given, an unprivileged uid and no capabilities (``grader/sandbox/inside/zygote.py``, sent to it as
+source text). So a run costs one fork, not a Python start and a torch import, and nothing of one run
+(files, processes) reaches the next. Without bubblewrap the same zygote runs as a plain child process
+with resource limits only.
 """
 
 from __future__ import annotations
@@ -28,47 +26,24 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-from grader import _sandbox_bwrap
-from grader._sandbox_verdict import judge
+from . import bwrap
+from .limits import Limits
+from .verdict import Outcome, judge
 
-__all__ = ["Limits", "Outcome", "Sandbox", "SandboxUnavailable"]
-
-_CHILD_SOURCE = Path(__file__).with_name("sandbox_child.py").read_text(encoding="utf-8")
+_ZYGOTE_SOURCE = (Path(__file__).parent / "inside" / "zygote.py").read_text(encoding="utf-8")
+PROBE_MODULE = "probe"  # the name the probe's source runs under inside the sandbox (sent with each request)
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 # A submitted file must not shadow a module the probe or the runtime imports by name.
-_RESERVED = set(sys.stdlib_module_names) | {"torch", "probe", "sitecustomize", "usercustomize", "conftest"}
+_RESERVED = set(sys.stdlib_module_names) | {"torch", PROBE_MODULE, "sitecustomize", "usercustomize", "conftest"}
 _START_SECONDS = 120.0  # a worker's start-up (bubblewrap, Python, import torch) on a slow machine
 _GRACE_SECONDS = 10.0  # the zygote's own reply after a run's wall-time limit
 _STOP_SECONDS = 5.0  # an idle zygote's reaping of its last run when the sandbox closes
 _UID_BASE = 200_000  # runs drop to uid _UID_BASE + 64 * (pid mod 10000) + slot when we are root
 _LINUX = sys.platform.startswith("linux")  # elsewhere (macOS) a plain child has time, CPU and file limits only
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource limits of one run; a run that reaches one is killed, with all its processes, and reported."""
-
-    wall_seconds: float = 20.0
-    cpu_seconds: float = 20.0
-    memory_bytes: int = 2 * 2**30
-    processes: int = 64
-    file_bytes: int = 16 * 2**20
-    output_bytes: int = 1 * 2**20  # cap on captured stdout+stderr, and on the result JSON
-
-
-@dataclass
-class Outcome:
-    """What one run produced: a status, the probe's JSON result (only when ok), and the learner's message."""
-
-    status: str  # ok | timeout | cpu-limit | memory-limit | process-limit | output-limit | file-limit
-    #             | crashed | exited | bad-result | refused
-    result: dict | None
-    message: str
-    stderr_tail: str
-    seconds: float
+DEFAULT_LIMITS = Limits()
 
 
 class SandboxUnavailable(RuntimeError):
@@ -88,18 +63,18 @@ class _Worker:
         """Start the zygote; it imports torch in the background while the grader does other work."""
         req_r, self.req_w = os.pipe()
         self.rep_r, rep_w = os.pipe()
-        keep = [str(r) for r in _sandbox_bwrap.python_roots() if Path(r).is_relative_to("/tmp")]
+        keep = [str(r) for r in bwrap.python_roots() if Path(r).is_relative_to("/tmp")]
         mode = "ns" if self.isolated else "plain" if _LINUX else "portable"
-        argv = ["-I", "-c", _CHILD_SOURCE, mode, str(req_r), str(rep_w)]
+        argv = ["-I", "-c", _ZYGOTE_SOURCE, mode, str(req_r), str(rep_w)]
         argv += [str(self.uid), json.dumps(keep)]
         self.log = tempfile.TemporaryFile()
         if self.isolated:
-            cmd, env, cwd, pre = _sandbox_bwrap.command(sys.executable, os.geteuid() == 0), {}, "/", None
+            cmd, env, cwd, pre = bwrap.command(sys.executable, os.geteuid() == 0), {}, "/", None
         else:
             self.workdir = tempfile.mkdtemp(prefix="grader-sandbox-")
             os.chmod(self.workdir, 0o711)  # the run's uid must reach its scratch directory below
             pre = _die_with_parent if _LINUX else None
-            cmd, env, cwd = [sys.executable], dict(_sandbox_bwrap.ENV), self.workdir
+            cmd, env, cwd = [sys.executable], dict(bwrap.ENV), self.workdir
             env["HOME"] = self.workdir
         self.proc = subprocess.Popen(
             [*cmd, *argv],
@@ -193,12 +168,12 @@ def _die_with_parent() -> None:
 class Sandbox:
     """A pool of ``jobs`` sandbox workers; ``run`` is thread-safe and blocks while all workers are busy."""
 
-    def __init__(self, *, jobs: int = 1, limits: Limits = Limits(), require_isolation: bool = False) -> None:
+    def __init__(self, *, jobs: int = 1, limits: Limits = DEFAULT_LIMITS, require_isolation: bool = False) -> None:
         if not 1 <= jobs <= 64:
             raise ValueError(f"jobs must be between 1 and 64, not {jobs}")
         self.limits = limits
         as_root = os.geteuid() == 0 and _LINUX
-        problem = _sandbox_bwrap.probe_error(as_root)
+        problem = bwrap.probe_error(as_root)
         self.isolated = not problem
         if self.isolated:
             self.isolation = (
@@ -253,11 +228,12 @@ class Sandbox:
         request = {
             "files": {name: base64.b64encode(data).decode() for name, data in files.items()},
             "probe": probe_source,
+            "module": PROBE_MODULE,
             "call": call,
             "args": args,
             "limits": asdict(lim),
             "nonce": nonce,
-            "scratch": "/scratch",
+            "scratch": bwrap.SCRATCH,
         }
         worker = self._idle.get()
         try:
@@ -268,7 +244,7 @@ class Sandbox:
                 worker.stop()
                 msg = "the sandbox worker stopped answering; this run was abandoned (tell your instructor)"
                 return Outcome("crashed", None, msg, log, time.monotonic() - start)
-            return judge(reply, nonce, lim, Outcome)
+            return judge(reply, nonce, lim)
         finally:
             self._idle.put(worker)
 

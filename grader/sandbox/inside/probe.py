@@ -1,4 +1,4 @@
-"""The child side of the grader: run one group of experiments on a submission and return plain JSON.
+"""Sent as source into the sandbox, never imported: run one group of experiments on a submission, return JSON.
 
 This file runs inside the sandbox, next to the learner's ``model.py`` (and ``mla.py``), never in the grader's
 process. It holds no answer keys: it builds what the parent asks for with the inputs the parent drew, and

@@ -18,10 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+SCRATCH = "/scratch"  # a run's working directory: a fresh tmpfs holding only its files
 ENV = {
     "PATH": "/usr/bin:/bin",
     "LANG": "C.UTF-8",
-    "HOME": "/scratch",
+    "HOME": SCRATCH,
     "TMPDIR": "/tmp",
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
@@ -47,7 +48,7 @@ def python_roots() -> list[Path]:
 
 def masked(roots: list[Path]) -> list[Path]:
     """Grader directories that happen to lie inside a mounted root (an installed, non-editable copy)."""
-    grader_dir = Path(__file__).resolve().parent
+    grader_dir = Path(__file__).resolve().parents[1]
     hidden = [grader_dir, grader_dir.parent / "submissions", grader_dir.parent / "tests"]
     return [h for h in hidden if h.is_dir() and any(h.is_relative_to(r) for r in roots)]
 
@@ -78,7 +79,7 @@ def command(python: str, as_root: bool) -> list[str]:
     args += ["--perms", "0755", "--dir", "/etc"]
     for etc in ETC_FILES:
         args += ["--ro-bind-try", etc, etc]
-    args += ["--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc", "--perms", "0755", "--dir", "/scratch"]
+    args += ["--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc", "--perms", "0755", "--dir", SCRATCH]
     roots = python_roots()
     for root in roots:
         if not str(root).startswith("/usr/"):

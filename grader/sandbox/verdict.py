@@ -1,4 +1,4 @@
-"""Turn the facts of one sandbox run into an ``Outcome``: which limit was hit, what to tell the learner.
+"""What one sandboxed run produced (``Outcome``), judged from its facts: which limit was hit, what to tell the learner.
 
 The facts come from the trusted zygote (how the run ended, what its watchdog measured) and from
 the result channel, which the untrusted code shares and may have written itself: an envelope counts
@@ -10,12 +10,23 @@ from __future__ import annotations
 
 import json
 import signal
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-if TYPE_CHECKING:
-    from grader.sandbox import Limits, Outcome
+from .limits import Limits
 
 TAIL_LINES, TAIL_CHARS = 40, 4000
+
+
+@dataclass
+class Outcome:
+    """What one run produced: a status, the probe's JSON result (only when ok), and the learner's message."""
+
+    status: str  # ok | timeout | cpu-limit | memory-limit | process-limit | output-limit | file-limit
+    #             | crashed | exited | bad-result | refused
+    result: dict | None
+    message: str
+    stderr_tail: str
+    seconds: float
 
 
 def tail(text: str) -> str:
@@ -50,20 +61,20 @@ def limit_message(status: str, lim: Limits, detail: str = "") -> str:
     return messages[status] + (f" ({detail})" if detail else "")
 
 
-def judge(reply: dict, nonce: str, lim: Limits, outcome: type[Outcome]) -> Outcome:
-    """The Outcome of one run, from the zygote's ``reply`` (see ``grader/sandbox_child.py``)."""
+def judge(reply: dict, nonce: str, lim: Limits) -> Outcome:
+    """The Outcome of one run, from the zygote's ``reply`` (see ``inside/zygote.py``)."""
     out = tail(reply.get("tail", ""))
     seconds = float(reply.get("seconds", 0.0))
     reason = reply.get("reason", "")
     if reason == "result-limit":
         msg = f"the observations were larger than {_size(lim.output_bytes)}; nothing of them was used"
-        return outcome("bad-result", None, msg, out, seconds)
+        return Outcome("bad-result", None, msg, out, seconds)
     if reason:
-        return outcome(reason, None, limit_message(reason, lim), out, seconds)
+        return Outcome(reason, None, limit_message(reason, lim), out, seconds)
     envelope = _envelope(reply.get("result", ""), nonce)
     if envelope is None:
-        return _no_result(int(reply.get("exit", 0)), float(reply.get("cpu", 0.0)), lim, out, seconds, outcome)
-    return _from_envelope(envelope, lim, out, seconds, outcome)
+        return _no_result(int(reply.get("exit", 0)), float(reply.get("cpu", 0.0)), lim, out, seconds)
+    return _from_envelope(envelope, lim, out, seconds)
 
 
 def _envelope(text: str, nonce: str) -> dict | None:
@@ -79,48 +90,48 @@ def _envelope(text: str, nonce: str) -> dict | None:
     return envelope
 
 
-def _no_result(code: int, cpu: float, lim: Limits, out: str, seconds: float, outcome: type[Outcome]) -> Outcome:
+def _no_result(code: int, cpu: float, lim: Limits, out: str, seconds: float) -> Outcome:
     """The run ended without an envelope: a signal, or an exit before the probe could answer."""
     if code < 0:
         sig = -code
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= lim.cpu_seconds):
-            return outcome("cpu-limit", None, limit_message("cpu-limit", lim), out, seconds)
+            return Outcome("cpu-limit", None, limit_message("cpu-limit", lim), out, seconds)
         if sig == signal.SIGXFSZ:
-            return outcome("file-limit", None, limit_message("file-limit", lim), out, seconds)
+            return Outcome("file-limit", None, limit_message("file-limit", lim), out, seconds)
         name = signal.Signals(sig).name if sig in signal.valid_signals() else str(sig)
         msg = (
             f"the process was killed by signal {name} before it returned a result "
             "(does the code kill itself, or crash inside native code?)"
         )
-        return outcome("crashed", None, msg, out, seconds)
+        return Outcome("crashed", None, msg, out, seconds)
     msg = (
         f"the process exited with status {code} before it returned a result: does the code call "
         "sys.exit(), exit(), quit() or os._exit() (at import, perhaps)? A submission must not exit"
     )
-    return outcome("exited", None, msg, out, seconds)
+    return Outcome("exited", None, msg, out, seconds)
 
 
-def _from_envelope(envelope: dict, lim: Limits, out: str, seconds: float, outcome: type[Outcome]) -> Outcome:
+def _from_envelope(envelope: dict, lim: Limits, out: str, seconds: float) -> Outcome:
     """The run answered: a result, or the reason the probe call did not finish."""
     kind, error = envelope["kind"], str(envelope.get("error", ""))[:1000]
     if kind == "ok":
         result = envelope.get("result")
         if isinstance(result, dict):
-            return outcome("ok", result, "", out, seconds)
+            return Outcome("ok", result, "", out, seconds)
         msg = f"the probe returned {type(result).__name__}, not a JSON object; nothing of it was used"
-        return outcome("bad-result", None, msg, out, seconds)
+        return Outcome("bad-result", None, msg, out, seconds)
     if kind == "exit":
         msg = f"the code called {error} before it returned a result; a submission must not exit"
-        return outcome("exited", None, msg, out, seconds)
+        return Outcome("exited", None, msg, out, seconds)
     if kind == "memory":
-        return outcome("memory-limit", None, limit_message("memory-limit", lim, error), out, seconds)
+        return Outcome("memory-limit", None, limit_message("memory-limit", lim, error), out, seconds)
     if kind == "file":
-        return outcome("file-limit", None, limit_message("file-limit", lim, error), out, seconds)
+        return Outcome("file-limit", None, limit_message("file-limit", lim, error), out, seconds)
     if kind == "sandbox-error":
         msg = f"the sandbox could not prepare this run ({error}): a fault of the grader, not of your code"
-        return outcome("crashed", None, msg, out, seconds)
+        return Outcome("crashed", None, msg, out, seconds)
     if kind == "unserializable":
         msg = f"the observations could not be sent back as JSON ({error}); nothing of them was used"
-        return outcome("bad-result", None, msg, out, seconds)
+        return Outcome("bad-result", None, msg, out, seconds)
     msg = f"the code raised {error} (the traceback is below)"
-    return outcome("crashed", None, msg, out, seconds)
+    return Outcome("crashed", None, msg, out, seconds)
