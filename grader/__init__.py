@@ -1,147 +1,55 @@
-"""The autograder of Lesson 1.2: pytest checks over observations made in a sandbox.
+"""The autograder of Lesson 1.2: pytest checks over observations that student code makes in a sandbox.
 
-Student code never runs in this process. For each submission the grader reads ``answers.toml`` itself,
-draws fresh random configs and inputs (``grader.draws``), runs groups of experiments on the learner's
-``model.py``/``mla.py`` in sandboxed children (``grader.experiments``, ``grader.sandbox``), validates what
-comes back, and scores everything with pytest checks (``grader.checks``, ``grader.scoring``): 100 points
-of automatic checks, plus written work scored by a person (``grader.manual``). Reports: ``grader.reports``.
+Which code is trusted, by folder:
+
+- ``grader/``, ``grader/checks/`` and ``grader/reports/``: trusted, run in the grader's own process. A
+  submission's files are only read here (as bytes and TOML); its code never runs here.
+- ``grader/sandbox/``: the host side of the sandbox, trusted too: it starts the workers and judges how each
+  run ended. Standard library only; it imports nothing else of the grader.
+- ``grader/sandbox/inside/``: shipped as source text into the sandbox and run there, beside the student's
+  code: the zygote (the worker) and the probe (the experiments). Never imported; standard library and
+  torch only; no answer keys.
+
+How one submission flows (``grader.grading.grade`` drives it): **read** its folder (``submission``),
+**draw** fresh configs and inputs (``draws``), **run** each group of experiments in the sandbox
+(``experiments``), **validate** what comes back against its schema (``observations``), **score** the
+validated evidence with the pytest checks (``scoring``, ``checks``; the written work waits for a person,
+``manual``), **report** (``reports``, ``gradebook``). Errors: ``errors``.
 
 From Python: ``grader.grade([Path("submissions/alice")], out=Path("reports"))``; from a shell:
-``python -m grader submissions/alice`` (``grader.__main__``).
+``python -m grader submissions/alice`` (``grader.__main__``). The names below are imported on first use,
+so that ``import grader.sandbox`` loads neither pytest, torch nor ``reference``.
 """
 
 from __future__ import annotations
 
-import secrets
-import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import UTC, datetime
-from pathlib import Path
+import importlib
+from typing import Any
 
-from .draws import draw, student_seed
-from .evidence import Evidence
-from .experiments import RunResult, run_all
-from .gradebook import earlier_results, merge_class
-from .manual import load_scores, merge, written_items
-from .reports import write_all
-from .results import CheckResult, ManualItem, RunSummary, StudentResult
-from .rubrics import WRITTEN, WRITTEN_POINTS
-from .sandbox import Sandbox
-from .scoring import GraderError, points_table, score
-from .submission import Submission, UsageError, check_folder, read_submission
+_PUBLIC = {
+    "grade": "grading",
+    "points_table": "scoring",
+    "written_table": "grading",
+    "CheckResult": "results",
+    "ManualItem": "results",
+    "RunSummary": "results",
+    "StudentResult": "results",
+    "GraderError": "errors",
+    "SandboxUnavailable": "errors",
+    "UsageError": "errors",
+}
 
-Progress = Callable[[int, int, str, float, dict[str, RunResult]], None]
-
-__all__ = [
-    "CheckResult",
-    "GraderError",
-    "ManualItem",
-    "RunSummary",
-    "StudentResult",
-    "UsageError",
-    "grade",
-    "points_table",
-    "written_table",
-]
+__all__ = sorted(_PUBLIC)
 
 
-def written_table() -> list[dict[str, object]]:
-    """The written work a person scores (key, title, points), beside the 100 automatic points, for the docs."""
-    return [{"key": key, "title": title, "points": WRITTEN_POINTS} for key, (title, _) in WRITTEN.items()]
+def __getattr__(name: str) -> Any:
+    """``grader.grade`` and the rest of the public API, from the module that defines it, on first use."""
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    globals()[name] = value
+    return value
 
 
-def _observe(sub: Submission, seed: int, sandbox: Sandbox) -> tuple[Evidence, float]:
-    """Run one submission's experiments; returns the evidence and the seconds it took."""
-    start = time.monotonic()
-    draws = draw(student_seed(seed, sub.student))
-    runs = run_all(sub, draws, sandbox)
-    return Evidence(sub, draws, runs), time.monotonic() - start
-
-
-def grade(
-    paths: list[Path],
-    *,
-    jobs: int = 1,
-    out: Path | None = None,
-    seed: int | None = None,
-    sandbox: Sandbox | None = None,
-    manual: Path | None = None,
-    require_isolation: bool = False,
-    progress: Progress | None = None,
-    fresh: bool = False,
-    docs_url: str | None = None,
-) -> list[StudentResult]:
-    """Grade submission folders; write the reports to ``out`` when given.
-
-    Args:
-        paths: submission folders (``submissions/<student-id>/``); UsageError for anything else.
-        jobs: submissions graded at a time (each run is a sandboxed child).
-        out: report folder; None writes nothing.
-        seed: seed of the random draws (random when None; reports record it so a run can be replayed).
-        sandbox: a Sandbox to use (its pool size wins over ``jobs``); by default one is made and closed.
-        manual: an instructor's scores file to merge (see ``grader.manual``).
-        require_isolation: refuse to grade without full isolation (only when the grader makes the sandbox).
-        progress: called as each submission's runs finish: (done, total, student, seconds, runs).
-        fresh: start a new gradebook in ``out``; by default the students graded now are merged into the one
-            there, and the others keep their earlier rows (see ``grader.gradebook``).
-        docs_url: where the lesson site is published; feedback then links each check's page in full.
-
-    Returns:
-        One StudentResult per path, in the order given.
-    """
-    folders = [(Path(p), check_folder(Path(p))) for p in paths]
-    seen: dict[str, Path] = {}
-    for path, student in folders:
-        if student in seen:
-            raise UsageError(f"{path} and {seen[student]} are the same student id {student!r}; give each once.")
-        seen[student] = path
-    scores = load_scores(manual) if manual is not None else {}
-    earlier = earlier_results(out) if out is not None and not fresh else []
-    # Every submission is read before any student code runs, so no run can change what another one reads.
-    submissions = [read_submission(path, student) for path, student in folders]
-    base_seed = secrets.randbelow(2**32) if seed is None else seed
-    own = sandbox is None
-    box = sandbox if sandbox is not None else Sandbox(jobs=max(1, jobs), require_isolation=require_isolation)
-    try:
-        evidence: dict[str, tuple[Evidence, float]] = {}
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(_observe, sub, base_seed, box): sub.student for sub in submissions}
-            for done, future in enumerate(as_completed(futures), start=1):
-                student = futures[future]
-                evidence[student] = future.result()
-                if progress is not None:
-                    ev, seconds = evidence[student]
-                    progress(done, len(folders), student, seconds, ev.runs)
-        isolation = box.isolation
-    finally:
-        if own:
-            box.close()
-    ordered = [evidence[student][0] for _, student in folders]
-    plugin = score(ordered, docs_url)
-    graded_at = datetime.now(UTC).isoformat(timespec="seconds")
-    results = []
-    for ev in ordered:
-        checks = plugin.results[ev.student]
-        result = StudentResult(
-            student=ev.student,
-            score=sum(c.score for c in checks),
-            max_score=sum(c.max_score for c in checks),
-            checks=checks,
-            isolation=isolation,
-            manual_review=plugin.manual[ev.student] + written_items(ev.submission),
-            runs=[run.summary() for run in ev.runs.values()],
-            seed=ev.draws.seed,
-            seconds=evidence[ev.student][1],
-            grader_errors=plugin.errors[ev.student],
-            notices=ev.submission.notices,
-            run_seed=base_seed,
-            graded_at=graded_at,
-        )
-        if ev.student in scores and manual is not None:
-            merge(result, scores[ev.student], manual)
-        results.append(result)
-    if out is not None:
-        meta = {"seed": base_seed, "isolation": isolation, "points": points_table(), "manual_file": str(manual or "")}
-        write_all(merge_class(earlier, results), out, meta, graded=results)
-    return results
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -14,12 +14,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-from . import GraderError, UsageError, grade, points_table
+from .errors import GraderError, SandboxUnavailable, UsageError
 from .experiments import RunResult
 from .gradebook import earlier_results
+from .grading import grade
 from .manual import load_scores
 from .results import StudentResult
-from .sandbox import SandboxUnavailable
+from .scoring import points_table
 from .submission import check_folder, discover
 
 EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_GRADER = 1, 2, 3

@@ -20,12 +20,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageError
 from .feedback import toml_type
 from .names import diagram_hint, misnamed_answer
 from .results import CheckResult, ManualItem, StudentResult
 from .rubrics import WRITTEN, WRITTEN_POINTS, is_placeholder
 from .scoring import points_table
-from .submission import Submission, UsageError
+from .submission import Submission
 
 Scores = dict[str, dict[str, tuple[float, str]]]
 

@@ -25,16 +25,13 @@ from typing import Any
 
 import pytest
 
+from .errors import GraderError
 from .evidence import Evidence
 from .results import CheckResult, ManualItem
 
 CHECKS_DIR = Path(__file__).with_name("checks")
 PYTEST_CONFIG = Path(__file__).with_name("pytest-checks.toml")
 DOCS_ROOT = "the lesson docs"
-
-
-class GraderError(RuntimeError):
-    """The grader itself failed (a check raised something unexpected, or pytest could not run)."""
 
 
 @dataclass(frozen=True)

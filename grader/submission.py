@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageError
 from .names import Unknown, diagram_hint, stray_diagrams, unknown_names
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+\Z")
@@ -26,10 +27,6 @@ ANSWERS_MAX_DEPTH = 6
 DIAGRAM_FILES = ("diagram.png", "diagram.svg", "diagram.md", "diagram.txt")
 DIAGRAM_MAX_BYTES = 4 * 2**20
 KNOWN_FILES = (ANSWERS_FILE, *CODE_FILES, *DIAGRAM_FILES)
-
-
-class UsageError(Exception):
-    """A mistake in how the grader was called (a path that is not a submission folder, a bad id)."""
 
 
 @dataclass
