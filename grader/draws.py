@@ -80,7 +80,7 @@ def matrix(rng: random.Random, rows: int, cols: int, *, offset: float = 0.0, spr
 
 @dataclass(frozen=True)
 class Draws:
-    """One student's draws: the arguments of each sandboxed run and what the checks need to judge them."""
+    """One student's draws: what the sandboxed runs are given (``grader.runs``) and the checks judge them by."""
 
     seed: int
     forward_config: dict[str, int]
@@ -97,23 +97,6 @@ class Draws:
     layer_config: dict[str, int]
     layer_x: list[list[list[float]]]
     mla: dict[str, Any]
-
-    def run_args(self) -> dict[str, dict[str, Any]]:
-        """Keyword arguments of each probe function, by run name."""
-        return {
-            "config": {"lesson": lesson_fields(), "configs": self.contract_configs},
-            "forward": {
-                "config": self.forward_config,
-                "seed": self.model_seed,
-                "example": self.example,
-                "batches": self.batches,
-                "causal": self.causal,
-                "context": self.context,
-            },
-            "rmsnorm": {"dim": self.rms_dim, "x": self.rms_x, "weight": self.rms_weight},
-            "layer": {"config": self.layer_config, "seed": self.model_seed, "x": self.layer_x},
-            "mla": dict(self.mla),
-        }
 
 
 def draw(seed: int) -> Draws:

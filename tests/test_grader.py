@@ -22,10 +22,10 @@ import pytest
 import grader
 from grader.__main__ import main
 from grader.draws import draw, lesson_fields, student_seed
-from grader.experiments import PROBE_SOURCE
 from grader.feedback import config_call, number, shape
 from grader.manual import merge
 from grader.results import StudentResult
+from grader.runs import PROBE_SOURCE, run_specs
 from grader.sandbox import Limits, Sandbox
 from reference import Config, count_parameters, parameter_breakdown
 
@@ -513,8 +513,9 @@ def test_memory_exhausted_at_import_reports_the_memory_limit_not_an_import_error
     """The probe's import guard lets a MemoryError through, so the sandbox's verdict names the limit."""
     bomb = {"model.py": (ROOT / "tests" / "fixtures" / "hostile" / "memory_bomb" / "model.py").read_bytes()}
     limits = Limits(memory_bytes=256 * 2**20)
+    config = next(spec for spec in run_specs(draw(0)) if spec.name == "config")
     with Sandbox(jobs=1, limits=limits) as box:
-        out = box.run(bomb, PROBE_SOURCE, "config_run", {"lesson": lesson_fields(), "configs": []})
+        out = box.run(bomb, PROBE_SOURCE, config.call, config.kwargs)
     assert out.status == "memory-limit"
     assert out.message.startswith("stopped at the memory limit of 256 MiB: the code allocates far too much")
 

@@ -22,13 +22,14 @@ from grader.checks.check_params import check_lesson_total_reference
 from grader.checks.check_quiz import check_q1, check_q2, check_q3
 from grader.draws import draw, student_seed
 from grader.evidence import Evidence
-from grader.experiments import RunResult, run_specs
+from grader.experiments import RunResult
 from grader.feedback import shape
 from grader.manual import written_items
 from grader.names import unknown_names
 from grader.observations import Int, ListOf, ObservationError, Observed, Record, TensorSpec
 from grader.reports import feedback_md
 from grader.rubrics import Q3_RUBRIC
+from grader.runs import run_specs
 from grader.scoring import CheckSpec, ManualReview, Partial, ScoringPlugin, with_docs
 from grader.submission import (
     ANSWERS_MAX_DEPTH,

@@ -3,7 +3,7 @@
 Run: ``python tests/benchmarks/bench_sandbox.py [--repeats N] [--submission DIR]`` (or ``nox -s bench``).
 All paths are measured in this one run, interleaved submission by submission so that machine noise
 hits them alike; each figure is the median over the repeats. Every repeat is one submission: all
-the probe calls the grader makes for it (``grader.experiments.run_specs``) with that repeat's draws.
+the probe calls the grader makes for it (``grader.runs.run_specs``) with that repeat's draws.
 
 - baseline, ``in-process``: the probe executed in this very process (no child, no isolation: what an
   unsandboxed grader such as Otter or nbgrader does), the cost of the experiments themselves;
@@ -34,7 +34,7 @@ from unittest import mock
 import torch
 
 from grader.draws import draw, student_seed
-from grader.experiments import PROBE_SOURCE, run_specs
+from grader.runs import PROBE_SOURCE, run_specs
 from grader.sandbox import Sandbox, bwrap
 from grader.submission import read_submission
 
@@ -45,8 +45,7 @@ def calls(sub_dir: Path, seed: int) -> list[tuple[dict[str, bytes], str, dict]]:
     """(files, probe function, arguments) of every run the grader makes for one submission."""
     sub = read_submission(sub_dir, sub_dir.name)
     draws = draw(student_seed(seed, sub.student))
-    args = draws.run_args()
-    return [(dict(sub.code), spec.call, args[spec.name]) for spec in run_specs(draws) if spec.needs in sub.code]
+    return [(dict(sub.code), spec.call, spec.kwargs) for spec in run_specs(draws) if spec.needs in sub.code]
 
 
 def in_process(files: dict[str, bytes], call: str, args: dict) -> dict:

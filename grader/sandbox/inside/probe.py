@@ -1,10 +1,15 @@
 """Sent as source into the sandbox, never imported: run one group of experiments on a submission, return JSON.
 
 This file runs inside the sandbox, next to the learner's ``model.py`` (and ``mla.py``), never in the grader's
-process. It holds no answer keys: it builds what the parent asks for with the inputs the parent drew, and
-reports what it observes (shapes, parameter counts, output values). The parent validates every observation
-and decides what is right. Each experiment is guarded on its own, so one that raises costs only the checks
-that need it; tensors travel as ``{"shape": [...], "data": [...]}`` with NaN and inf sent as ``null``.
+process; standard library and torch only. Each ``*_run`` function is one run declared in ``grader/runs.py``,
+which builds its arguments and validates what it returns. It holds no answer keys: it builds what the
+parent asks for with the inputs the parent drew, and reports what it observes (shapes, parameter counts,
+output values). The parent validates every observation and decides what is right.
+
+Each experiment is guarded on its own, so one that raises costs only the checks that need it; tensors
+travel as ``{"shape": [...], "data": [...]}`` with NaN and inf sent as ``null``. What is sent back is
+bounded by the ``caps`` argument of every run (``grader.runs.Caps``: tensor size, list lengths, the
+learner's file names), the same caps the parent's schemas are built from.
 """
 
 from __future__ import annotations
@@ -19,45 +24,72 @@ from typing import Any
 import torch
 from torch import nn
 
-STUDENT_FILES = ("model.py", "mla.py")
-MAX_ERROR_CHARS = 1200
-MAX_TENSOR_NUMBERS = 8192
-MAX_NORM_CALLS = 6
-LESSON_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size")
+Experiment = Callable[[Any], dict[str, Any]]
 
 
-def describe(exc: BaseException) -> str:
-    """``TypeError: message (model.py, line 12, in forward)``: the error and the learner's last frame."""
-    if isinstance(exc, SyntaxError):
-        return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if os.path.basename(f.filename) in STUDENT_FILES]
-    where = ""
-    if frames:
-        last = frames[-1]
-        where = f" ({os.path.basename(last.filename)}, line {last.lineno}, in {last.name})"
-    return f"{type(exc).__name__}: {exc}{where}"[:MAX_ERROR_CHARS]
+class Observer:
+    """How this run reports what it observes, within the caps the grader sent (``grader.runs.Caps``)."""
 
+    def __init__(
+        self, *, tensor_numbers: int, norm_calls: int, names: int, error_chars: int, student_files: list[str]
+    ) -> None:
+        self.tensor_numbers, self.norm_calls, self.names = tensor_numbers, norm_calls, names
+        self.error_chars, self.student_files = error_chars, tuple(student_files)
 
-def guard(experiment: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run one experiment: ``{"ok": True, ...}`` or ``{"ok": False, "error": ...}`` if the learner's code raised."""
-    try:
-        return {"ok": True, **experiment()}
-    except MemoryError:
-        raise  # the run ends at once with the sandbox's memory-limit verdict, instead of retrying
-    except (Exception, SystemExit) as exc:
-        return {"ok": False, "error": describe(exc)}
+    def describe(self, exc: BaseException) -> str:
+        """``TypeError: message (model.py, line 12, in forward)``: the error and the learner's last frame."""
+        if isinstance(exc, SyntaxError):
+            return f"{type(exc).__name__}: {exc}"[: self.error_chars]
+        frames = [
+            f for f in traceback.extract_tb(exc.__traceback__) if os.path.basename(f.filename) in self.student_files
+        ]
+        where = ""
+        if frames:
+            last = frames[-1]
+            where = f" ({os.path.basename(last.filename)}, line {last.lineno}, in {last.name})"
+        return f"{type(exc).__name__}: {exc}{where}"[: self.error_chars]
 
+    def guard(self, experiment: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run one experiment: ``{"ok": True, ...}``, or ``{"ok": False, "error": ...}`` if the code raised."""
+        try:
+            return {"ok": True, **experiment()}
+        except MemoryError:
+            raise  # the run ends at once with the sandbox's memory-limit verdict, instead of retrying
+        except (Exception, SystemExit) as exc:
+            return {"ok": False, "error": self.describe(exc)}
 
-def encode(value: Any) -> dict[str, Any]:
-    """A tensor as JSON: its real shape (a subclass cannot override it here) and its numbers, NaN/inf as null."""
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"expected a torch.Tensor, got {type(value).__name__}")
-    plain = torch.Tensor.as_subclass(value, torch.Tensor).detach()
-    shape = [int(n) for n in plain.shape]
-    if plain.numel() > MAX_TENSOR_NUMBERS:
-        return {"shape": shape, "data": None}
-    numbers = plain.to("cpu", torch.float64).reshape(-1).tolist()
-    return {"shape": shape, "data": [x if math.isfinite(x) else None for x in numbers]}
+    def encode(self, value: Any) -> dict[str, Any]:
+        """A tensor as JSON: its real shape (a subclass cannot override it here) and its numbers, NaN/inf as null."""
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"expected a torch.Tensor, got {type(value).__name__}")
+        plain = torch.Tensor.as_subclass(value, torch.Tensor).detach()
+        shape = [int(n) for n in plain.shape]
+        if plain.numel() > self.tensor_numbers:
+            return {"shape": shape, "data": None}
+        numbers = plain.to("cpu", torch.float64).reshape(-1).tolist()
+        return {"shape": shape, "data": [x if math.isfinite(x) else None for x in numbers]}
+
+    def observe(
+        self, module: str, experiments: dict[str, Experiment], build: Callable[[Any], Any] | None = None
+    ) -> dict[str, Any]:
+        """Import the learner's ``module``, ``build`` from it what the experiments share (when given), then run
+        each experiment on that, guarded.
+
+        An import or build that fails gives every experiment the same error, with its stage. A MemoryError is
+        raised again, so the run ends with the sandbox's verdict, which names the memory limit, instead of a
+        bare "MemoryError" reported as an import or build failure.
+        """
+        stage = "import"
+        try:
+            target = importlib.import_module(module)
+            stage = "build"
+            if build is not None:
+                target = build(target)
+        except (Exception, SystemExit) as exc:
+            if isinstance(exc, MemoryError):
+                raise
+            return {name: {"ok": False, "stage": stage, "error": self.describe(exc)} for name in experiments}
+        return {name: self.guard(lambda run=run: run(target)) for name, run in experiments.items()}
 
 
 def first_tensor(output: Any, what: str) -> torch.Tensor:
@@ -69,22 +101,6 @@ def first_tensor(output: Any, what: str) -> torch.Tensor:
     if isinstance(getattr(output, "logits", None), torch.Tensor):
         return output.logits
     raise TypeError(f"{what} returned {type(output).__name__}, expected a torch.Tensor")
-
-
-def load(name: str) -> Any:
-    """Import one of the learner's modules (``model`` or ``mla``) from the scratch directory."""
-    return importlib.import_module(name)
-
-
-def failed_all(names: list[str], exc: BaseException, stage: str) -> dict[str, Any]:
-    """The same error for every experiment of a run: the module could not be imported or the model built.
-
-    A MemoryError is raised again, so the run ends with the sandbox's verdict, which names the memory limit,
-    instead of a bare "MemoryError" reported as an import or build failure.
-    """
-    if isinstance(exc, MemoryError):
-        raise exc
-    return {name: {"ok": False, "stage": stage, "error": describe(exc)} for name in names}
 
 
 def count_parameters(model: Any, config: dict[str, int], device: str) -> int:
@@ -101,24 +117,19 @@ def describe_value(value: Any) -> dict[str, Any]:
     return {"kind": "other", "type": type(value).__name__, "repr": repr(value)[:80]}
 
 
-def config_run(lesson: dict[str, int], configs: list[dict[str, int]]) -> dict[str, Any]:
-    """Config defaults, the lesson model's parameter count (meta device) and counts for the parent's configs."""
-    names = ["defaults", "lesson_count", "contract_counts"]
-    try:
-        model = load("model")
-    except (Exception, SystemExit) as exc:
-        return failed_all(names, exc, "import")
+def config_run(caps: dict[str, Any], lesson: dict[str, int], configs: list[dict[str, int]]) -> dict[str, Any]:
+    """Config defaults (the fields of ``lesson``), the lesson model's parameter count (meta device) and counts
+    for the parent's configs."""
 
-    def defaults() -> dict[str, Any]:
+    def defaults(model: Any) -> dict[str, Any]:
         config = model.Config()
         return {
             "fields": {
-                f: describe_value(getattr(config, f)) if hasattr(config, f) else {"kind": "missing"}
-                for f in LESSON_FIELDS
+                f: describe_value(getattr(config, f)) if hasattr(config, f) else {"kind": "missing"} for f in lesson
             }
         }
 
-    def contract() -> dict[str, Any]:
+    def contract(model: Any) -> dict[str, Any]:
         counts = []
         for config in configs:
             try:
@@ -127,14 +138,18 @@ def config_run(lesson: dict[str, int], configs: list[dict[str, int]]) -> dict[st
                 counts.append(count_parameters(model, config, "cpu"))
         return {"counts": counts}
 
-    return {
-        "defaults": guard(defaults),
-        "lesson_count": guard(lambda: {"count": count_parameters(model, lesson, "meta")}),
-        "contract_counts": guard(contract),
-    }
+    return Observer(**caps).observe(
+        "model",
+        {
+            "defaults": defaults,
+            "lesson_count": lambda model: {"count": count_parameters(model, lesson, "meta")},
+            "contract_counts": contract,
+        },
+    )
 
 
 def forward_run(
+    caps: dict[str, Any],
     config: dict[str, int],
     seed: int,
     example: list[list[int]],
@@ -143,43 +158,39 @@ def forward_run(
     context: list[list[list[int]]],
 ) -> dict[str, Any]:
     """Logits of ``SimpleKimiK2(Config(**config))`` for the parent's token ids (shapes, and pairs to compare)."""
-    names = ["example", "batches", "causal", "context"]
-    try:
-        model = load("model")
-    except (Exception, SystemExit) as exc:
-        return failed_all(names, exc, "import")
-    try:
+    observer = Observer(**caps)
+
+    def build(model: Any) -> nn.Module:
         torch.manual_seed(seed)
         net = model.SimpleKimiK2(model.Config(**config))
         net.eval()
-    except (Exception, SystemExit) as exc:
-        return failed_all(names, exc, "build")
+        return net
 
-    def logits(ids: list[list[int]]) -> torch.Tensor:
+    def logits(net: nn.Module, ids: list[list[int]]) -> torch.Tensor:
         with torch.no_grad():
             return first_tensor(net(torch.tensor(ids, dtype=torch.long)), "SimpleKimiK2.forward")
 
-    def shape_of(ids: list[list[int]]) -> dict[str, Any]:
-        out = logits(ids)
-        plain = torch.Tensor.as_subclass(out, torch.Tensor)
+    def shape_of(net: nn.Module, ids: list[list[int]]) -> dict[str, Any]:
+        plain = torch.Tensor.as_subclass(logits(net, ids), torch.Tensor)
         return {"shape": [int(n) for n in plain.shape], "finite": bool(torch.isfinite(plain).all())}
 
-    return {
-        "example": guard(lambda: shape_of(example)),
-        "batches": guard(lambda: {"results": [shape_of(ids) for ids in batches]}),
-        "causal": guard(lambda: {"logits": [encode(logits(ids)) for ids in causal]}),
-        "context": guard(lambda: {"logits": [encode(logits(ids)) for ids in context]}),
-    }
+    return observer.observe(
+        "model",
+        {
+            "example": lambda net: shape_of(net, example),
+            "batches": lambda net: {"results": [shape_of(net, ids) for ids in batches]},
+            "causal": lambda net: {"logits": [observer.encode(logits(net, ids)) for ids in causal]},
+            "context": lambda net: {"logits": [observer.encode(logits(net, ids)) for ids in context]},
+        },
+        build,
+    )
 
 
-def rmsnorm_run(dim: int, x: list[list[list[float]]], weight: list[float]) -> dict[str, Any]:
+def rmsnorm_run(caps: dict[str, Any], dim: int, x: list[list[list[float]]], weight: list[float]) -> dict[str, Any]:
     """``RMSNorm(dim)`` applied to the parent's input, with its (dim,)-shaped scale set to the parent's weight."""
-    try:
-        model = load("model")
-    except (Exception, SystemExit) as exc:
-        return failed_all(["rmsnorm"], exc, "import")
+    observer = Observer(**caps)
 
-    def run() -> dict[str, Any]:
+    def run(model: Any) -> dict[str, Any]:
         norm = model.RMSNorm(dim)
         params = list(norm.named_parameters())
         scale = [name for name, p in params if tuple(p.shape) == (dim,) and "bias" not in name.lower()]
@@ -189,12 +200,12 @@ def rmsnorm_run(dim: int, x: list[list[list[float]]], weight: list[float]) -> di
         with torch.no_grad():
             out = first_tensor(norm(torch.tensor(x)), "RMSNorm.forward")
         return {
-            "params": [{"name": name, "shape": [int(n) for n in p.shape]} for name, p in params][:16],
+            "params": [{"name": name, "shape": [int(n) for n in p.shape]} for name, p in params][: observer.names],
             "scale": scale[0] if scale else None,
-            "output": encode(out),
+            "output": observer.encode(out),
         }
 
-    return {"rmsnorm": guard(run)}
+    return observer.observe("model", {"rmsnorm": run})
 
 
 def is_norm(module: nn.Module) -> bool:
@@ -210,16 +221,14 @@ def make_layer(model: Any, config: Any) -> nn.Module:
         return model.DecoderLayer(config, 0)
 
 
-def layer_run(config: dict[str, int], seed: int, x: list[list[list[float]]]) -> dict[str, Any]:
+def layer_run(caps: dict[str, Any], config: dict[str, int], seed: int, x: list[list[list[float]]]) -> dict[str, Any]:
     """One ``DecoderLayer``: its output, the inputs and outputs of its norms in call order, and its output
     (and first norm's input) again with every parameter outside the norms set to zero, so that attention
     and MLP add nothing."""
-    try:
-        model = load("model")
-    except (Exception, SystemExit) as exc:
-        return failed_all(["layer"], exc, "import")
+    observer = Observer(**caps)
+    encode = observer.encode
 
-    def run() -> dict[str, Any]:
+    def run(model: Any) -> dict[str, Any]:
         torch.manual_seed(seed)
         layer = make_layer(model, model.Config(**config))
         layer.eval()
@@ -235,7 +244,7 @@ def layer_run(config: dict[str, int], seed: int, x: list[list[list[float]]]) -> 
             out = first_tensor(layer(hidden), "DecoderLayer.forward")
         seen = [
             {"module": name, "input": encode(first_tensor(i, "norm input")), "output": encode(first_tensor(o, name))}
-            for name, i, o in calls[:MAX_NORM_CALLS]
+            for name, i, o in calls[: observer.norm_calls]
         ]
         n_calls = len(calls)
         inside = tuple(n + "." for n, _ in outer)
@@ -251,22 +260,24 @@ def layer_run(config: dict[str, int], seed: int, x: list[list[list[float]]]) -> 
             "zeroed_first_norm_input": encode(first_tensor(calls[0][1], "norm input")) if calls else None,
             "norm_calls": seen,
             "n_norm_calls": n_calls,
-            "norm_modules": [n for n, _ in outer][:16],
+            "norm_modules": [n for n, _ in outer][: observer.names],
         }
 
-    return {"layer": guard(run)}
+    return observer.observe("model", {"layer": run})
 
 
 def mla_run(
-    hidden_size: int, num_heads: int, head_dim: int, kv_lora_rank: int, seed: int, x: list[list[list[float]]]
+    caps: dict[str, Any],
+    hidden_size: int,
+    num_heads: int,
+    head_dim: int,
+    kv_lora_rank: int,
+    seed: int,
+    x: list[list[list[float]]],
 ) -> dict[str, Any]:
     """The advanced stub: ``MultiHeadLatentAttention(...)(x)`` must return ``(output, latent_cache)``."""
-    try:
-        mla = load("mla")
-    except (Exception, SystemExit) as exc:
-        return failed_all(["mla"], exc, "import")
 
-    def run() -> dict[str, Any]:
+    def run(mla: Any) -> dict[str, Any]:
         torch.manual_seed(seed)
         attn = mla.MultiHeadLatentAttention(
             hidden_size=hidden_size, num_heads=num_heads, head_dim=head_dim, kv_lora_rank=kv_lora_rank
@@ -284,4 +295,4 @@ def mla_run(
             "finite": bool(torch.isfinite(out).all()),
         }
 
-    return {"mla": guard(run)}
+    return Observer(**caps).observe("mla", {"mla": run})
