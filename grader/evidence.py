@@ -1,4 +1,5 @@
-"""What a check sees: one student's answers, the grader's draws, and the validated observations.
+"""What a check sees, its ``evidence`` argument: one student's answers, the grader's draws, the validated
+observations.
 
 Checks ask for what they need through ``answer`` and ``observe``; when it is not there (a missing file,
 malformed TOML, a run that crashed or hung, an observation that failed validation) these raise an
@@ -22,7 +23,7 @@ TAIL_LINES = 3
 
 @dataclass
 class Evidence:
-    """One submission, ready to be scored."""
+    """One submission, ready to be scored: what was read from it (``submission``), its draws and its runs."""
 
     submission: Submission
     draws: Draws
@@ -36,11 +37,11 @@ class Evidence:
 
     def answer(self, section: str, key: str) -> Any:
         """``answers.toml``'s ``[section] key``, or AssertionError saying why it cannot be read."""
-        sub = self.submission
-        if sub.answers is None:
-            raise AssertionError(sub.answers_error)
-        table = sub.answers.get(section)
-        found = "".join(f" Found {sentence(u.describe())}" for u in unknown_in(sub.unknown, section))
+        submission = self.submission
+        if submission.answers is None:
+            raise AssertionError(submission.answers_error)
+        table = submission.answers.get(section)
+        found = "".join(f" Found {sentence(u.describe())}" for u in unknown_in(submission.unknown, section))
         if not isinstance(table, dict):
             raise AssertionError(
                 f"answers.toml has no [{section}] table; add it with its keys as in submissions/_template/answers.toml."

@@ -1,9 +1,10 @@
 """Checks as pytest tests: the ``check`` decorator, partial credit, and running pytest over the check modules.
 
-Each check is a function ``check_*(sub)`` in ``grader/checks/check_*.py`` with a ``@check(...)`` decorator that
-gives its number, name, points, a one-line description and its docs page. ``pytest.main`` runs them in the
-grader's own process (student code never runs here; ``sub`` is an ``Evidence`` of validated observations),
-with every student as one parameter of ``sub``. The plugin turns each outcome into a ``CheckResult``:
+Each check is a function ``check_*(evidence)`` in ``grader/checks/check_*.py`` with a ``@check(...)`` decorator
+that gives its number, name, points, a one-line description and its docs page. ``pytest.main`` runs them in
+the grader's own process (student code never runs here; ``evidence`` is an ``Evidence`` of one student's
+answers and validated observations), with every student as one parameter of ``evidence``, each student's
+checks in number order. The plugin turns each outcome into a ``CheckResult``:
 
 - returns normally: all points (a returned string is kept as the message);
 - ``assert cond, message`` fails: no points, the message is the feedback (``--assert=plain`` keeps it verbatim);
@@ -11,11 +12,14 @@ with every student as one parameter of ``sub``. The plugin turns each outcome in
 - ``raise ManualReview(message, rubric)``: points wait for a person (the item joins the manual-review list).
 
 pytest runs with its own config (``grader/pytest-checks.toml``), its own rootdir, no cache, no plugin
-autoloading and no ``PYTEST_ADDOPTS``, so nothing in ``submissions/`` or the environment can change it.
+autoloading and no ``PYTEST_ADDOPTS``, so nothing in ``submissions/`` or the environment can change it. The
+plugin uses pytest's public API only: the parameter reaches the check through the plugin's own ``evidence``
+fixture (``request.param``), which keeps it in the item's ``stash`` for the hooks.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +36,7 @@ from .results import CheckResult, ManualItem
 CHECKS_DIR = Path(__file__).with_name("checks")
 PYTEST_CONFIG = Path(__file__).with_name("pytest-checks.toml")
 DOCS_ROOT = "the lesson docs"
+EVIDENCE = pytest.StashKey[Evidence]()  # each check item's student, kept there by the ``evidence`` fixture
 
 
 @dataclass(frozen=True)
@@ -46,9 +51,11 @@ class CheckSpec:
 
 
 def check(number: str, name: str, points: float, what: str, docs: str) -> Callable[[Callable], Callable]:
-    """Mark a pytest function in grader/checks as a graded check."""
+    """Mark a pytest function in grader/checks as a graded check; it takes one argument, ``evidence``."""
 
     def mark(function: Callable) -> Callable:
+        if list(inspect.signature(function).parameters) != ["evidence"]:
+            raise TypeError(f"{function.__name__}: a check takes one argument, evidence (an Evidence)")
         function.check_spec = CheckSpec(number, name, points, what, docs)
         return function
 
@@ -87,7 +94,7 @@ class ScoringPlugin:
     """Parametrises every check over the students and records each outcome as a CheckResult."""
 
     def __init__(self, evidence: list[Evidence], docs_url: str | None = None) -> None:
-        self.evidence = evidence
+        self.class_evidence = evidence  # every student's, in the order given
         self.docs_url = docs_url
         self.results: dict[str, list[CheckResult]] = {e.student: [] for e in evidence}
         self.manual: dict[str, list[ManualItem]] = {e.student: [] for e in evidence}
@@ -96,13 +103,19 @@ class ScoringPlugin:
         self.returned: dict[str, Any] = {}
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        if "sub" in metafunc.fixturenames:
-            metafunc.parametrize("sub", self.evidence, ids=[e.student for e in self.evidence])
+        if "evidence" in metafunc.fixturenames:
+            ids = [e.student for e in self.class_evidence]
+            metafunc.parametrize("evidence", self.class_evidence, ids=ids, indirect=True)
+
+    @pytest.fixture
+    def evidence(self, request: pytest.FixtureRequest) -> Evidence:
+        """One student's evidence, the parameter of this check item; kept in its stash for the hooks."""
+        request.node.stash[EVIDENCE] = request.param
+        return request.param
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """Score student by student, each in check-number order."""
-        order = {e.student: i for i, e in enumerate(self.evidence)}
-        items.sort(key=lambda it: (order[it.callspec.params["sub"].student], number_key(spec_of(it).number)))
+        """Check-number order (a stable sort: the students in their order within each check)."""
+        items.sort(key=lambda it: number_key(spec_of(it).number))
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -111,23 +124,24 @@ class ScoringPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool:
         """Call the check and keep what it returned (a message for a passed check)."""
-        args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-        args["sub"].check = spec_of(pyfuncitem).number
-        self.returned[pyfuncitem.nodeid] = pyfuncitem.obj(**args)
+        evidence = pyfuncitem.stash[EVIDENCE]
+        evidence.check = spec_of(pyfuncitem).number
+        self.returned[pyfuncitem.nodeid] = pyfuncitem.obj(evidence)
         return True
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
         yield
-        if call.when != "call":
+        evidence = item.stash.get(EVIDENCE, None)
+        if evidence is None:  # its setup failed before the evidence fixture ran: a fault of the grader
+            self.collection_errors.append(f"{item.nodeid} {call.when}: {call.excinfo}")
+        elif call.when != "call":
             if call.excinfo is not None:
-                self.errors[item.callspec.params["sub"].student].append(f"{item.nodeid} {call.when}: {call.excinfo}")
-            return
-        sub: Evidence = item.callspec.params["sub"]
-        spec = spec_of(item)
-        self.results[sub.student].append(self.judge(sub, spec, item.nodeid, call.excinfo))
+                self.errors[evidence.student].append(f"{item.nodeid} {call.when}: {call.excinfo}")
+        else:
+            self.results[evidence.student].append(self.judge(evidence, spec_of(item), item.nodeid, call.excinfo))
 
-    def judge(self, sub: Evidence, spec: CheckSpec, nodeid: str, excinfo: Any) -> CheckResult:
+    def judge(self, evidence: Evidence, spec: CheckSpec, nodeid: str, excinfo: Any) -> CheckResult:
         """One outcome as a CheckResult (and a manual-review item when the check defers to a person)."""
 
         def result(score: float, status: str, message: str) -> CheckResult:
@@ -141,16 +155,16 @@ class ScoringPlugin:
             return result(0.0, "failed", with_docs(str(error), spec, self.docs_url))
         if isinstance(error, Partial):
             if not 0 <= error.points < spec.points:
-                self.errors[sub.student].append(f"{spec.name}: Partial({error.points}) outside 0..{spec.points}")
+                self.errors[evidence.student].append(f"{spec.name}: Partial({error.points}) outside 0..{spec.points}")
             return result(
                 min(max(error.points, 0.0), spec.points), "failed", with_docs(error.message, spec, self.docs_url)
             )
         if isinstance(error, ManualReview):
-            self.manual[sub.student].append(
+            self.manual[evidence.student].append(
                 ManualItem(spec.name, spec.what, spec.points, error.rubric, error.answer, check=spec.number)
             )
             return result(0.0, "manual", with_docs(error.message, spec, self.docs_url))
-        self.errors[sub.student].append(f"{spec.name}: {type(error).__name__}: {error}")
+        self.errors[evidence.student].append(f"{spec.name}: {type(error).__name__}: {error}")
         return result(
             0.0,
             "failed",

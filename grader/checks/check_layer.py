@@ -65,10 +65,10 @@ def rms_diagnosis(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor) -> str:
     "RMSNorm(dim) computes x / sqrt(mean(x**2) + eps) * g over the last dimension",
     "auto_examples/01_components.html",
 )
-def check_rmsnorm(sub: Evidence) -> str:
-    d = sub.draws
+def check_rmsnorm(evidence: Evidence) -> str:
+    d = evidence.draws
     doing = f"RMSNorm({d.rms_dim}) on an input of shape {shape((len(d.rms_x), len(d.rms_x[0]), d.rms_dim))}"
-    observed = sub.observe("rmsnorm", "rmsnorm", doing)
+    observed = evidence.observe("rmsnorm", "rmsnorm", doing)
     assert observed["scale"] is not None, (
         f"RMSNorm({d.rms_dim}) has no learnable scale of shape ({d.rms_dim},): its parameters are "
         f"{', '.join(p['name'] for p in observed['params']) or 'none'}. Give it nn.Parameter(torch.ones(dim))."
@@ -87,11 +87,11 @@ def check_rmsnorm(sub: Evidence) -> str:
     return "model.rmsnorm: matches x / sqrt(mean(x**2) + eps) * g."
 
 
-def layer_doing(sub: Evidence) -> str:
+def layer_doing(evidence: Evidence) -> str:
     """``DecoderLayer(Config(...))`` on an input of its shape, for messages."""
-    x = sub.draws.layer_x
+    x = evidence.draws.layer_x
     dims = (1, len(x[0]), len(x[0][0]))
-    return f"DecoderLayer({config_call(sub.draws.layer_config)}) on hidden states of shape {shape(dims)}"
+    return f"DecoderLayer({config_call(evidence.draws.layer_config)}) on hidden states of shape {shape(dims)}"
 
 
 @check(
@@ -101,10 +101,10 @@ def layer_doing(sub: Evidence) -> str:
     "DecoderLayer adds attention and MLP outputs to a residual stream (x + sublayer(...))",
     "auto_examples/07_skeleton.html",
 )
-def check_residual(sub: Evidence) -> str:
-    doing = layer_doing(sub)
-    observed = sub.observe("layer", "layer", doing)
-    x = torch.tensor(sub.draws.layer_x, dtype=torch.float64)
+def check_residual(evidence: Evidence) -> str:
+    doing = layer_doing(evidence)
+    observed = evidence.observe("layer", "layer", doing)
+    x = torch.tensor(evidence.draws.layer_x, dtype=torch.float64)
     out = tensor(observed["output"], f"The output of {doing}")
     assert tuple(out.shape) == tuple(x.shape), (
         f"{doing} returned shape {shape(out.shape)}; a decoder layer keeps the shape of its input {shape(x.shape)}."
@@ -136,16 +136,16 @@ def check_residual(sub: Evidence) -> str:
     "DecoderLayer is pre-norm: each sublayer sees norm(x), the residual stream is never normalised",
     "auto_examples/07_skeleton.html",
 )
-def check_prenorm(sub: Evidence) -> str:
-    doing = layer_doing(sub)
-    observed = sub.observe("layer", "layer", doing)
+def check_prenorm(evidence: Evidence) -> str:
+    doing = layer_doing(evidence)
+    observed = evidence.observe("layer", "layer", doing)
     calls = observed["norm_calls"]
     assert observed["n_norm_calls"] >= 2, (
         f"{doing} called {observed['n_norm_calls']} normalisation module(s) (modules whose class name contains "
         f"'Norm': {observed['norm_modules'] or 'none found'}); a pre-norm layer calls one before attention and "
         "one before the MLP: h = x + attn(norm1(x)), out = h + mlp(norm2(h))."
     )
-    x = torch.tensor(sub.draws.layer_x, dtype=torch.float64)
+    x = torch.tensor(evidence.draws.layer_x, dtype=torch.float64)
     first = tensor(calls[0]["input"], "The first norm's input")
     assert same(first, x), (
         f"In {doing}, the first norm ({calls[0]['module']}) did not receive the layer's input: the layer "

@@ -69,8 +69,8 @@ def boolean(rows: list[list[float]], ones: set[tuple[int, int]]) -> bool:
 
 
 @check("2.1", "math.causal_mask", 8, "Mathematical task: the 4x4 causal mask", "auto_examples/03_attention.html")
-def check_causal_mask(sub: Evidence) -> str:
-    rows = read_mask(sub.answer("math", "causal_mask"))
+def check_causal_mask(evidence: Evidence) -> str:
+    rows = read_mask(evidence.answer("math", "causal_mask"))
     keep = {(i, j) for i, j in causal_mask(SIZE, kind="bool").nonzero().tolist()}
     everything = {(i, j) for i in range(SIZE) for j in range(SIZE)}
     strictly_below = {(i, j) for i, j in keep if j < i}

@@ -18,9 +18,9 @@ from reference import Config, kv_cache_numbers_per_token
 ABSENT = "mla.py is not in your submission (it is optional): the advanced task's code stub earns these points."
 
 
-def doing(sub: Evidence) -> str:
+def doing(evidence: Evidence) -> str:
     """``MultiHeadLatentAttention(...)`` on an input of its shape, for messages."""
-    m = sub.draws.mla
+    m = evidence.draws.mla
     args = ", ".join(f"{k}={m[k]}" for k in ("hidden_size", "num_heads", "head_dim", "kv_lora_rank"))
     return f"MultiHeadLatentAttention({args}) on x of shape {shape((1, len(m['x'][0]), m['hidden_size']))}"
 
@@ -32,18 +32,18 @@ def doing(sub: Evidence) -> str:
     "mla.py: forward(x) returns (output shaped like x, latent cache of shape (B, T, ...))",
     "auto_examples/10_advanced_mla.html",
 )
-def check_mla_shapes(sub: Evidence) -> str:
-    assert sub.has("mla.py") or "mla.py" in sub.submission.code_errors, ABSENT
-    observed = sub.observe("mla", "mla", doing(sub))
-    x_shape = (1, len(sub.draws.mla["x"][0]), sub.draws.mla["hidden_size"])
+def check_mla_shapes(evidence: Evidence) -> str:
+    assert evidence.has("mla.py") or "mla.py" in evidence.submission.code_errors, ABSENT
+    observed = evidence.observe("mla", "mla", doing(evidence))
+    x_shape = (1, len(evidence.draws.mla["x"][0]), evidence.draws.mla["hidden_size"])
     assert tuple(observed["output_shape"]) == x_shape, (
-        f"{doing(sub)} returned an output of shape {shape(observed['output_shape'])}; expected {shape(x_shape)}."
+        f"{doing(evidence)} returned an output of shape {shape(observed['output_shape'])}; expected {shape(x_shape)}."
     )
     assert tuple(observed["cache_shape"][:2]) == x_shape[:2] and len(observed["cache_shape"]) >= 3, (
-        f"{doing(sub)} returned a latent cache of shape {shape(observed['cache_shape'])}; expected "
-        f"(batch, seq, ...) = {shape((*x_shape[:2], sub.draws.mla['kv_lora_rank']))}, one latent per token."
+        f"{doing(evidence)} returned a latent cache of shape {shape(observed['cache_shape'])}; expected "
+        f"(batch, seq, ...) = {shape((*x_shape[:2], evidence.draws.mla['kv_lora_rank']))}, one latent per token."
     )
-    assert observed["finite"], f"{doing(sub)} returned an output with NaN or inf entries."
+    assert observed["finite"], f"{doing(evidence)} returned an output with NaN or inf entries."
     return "advanced.mla_shapes: output and latent cache have the right shapes."
 
 
@@ -54,13 +54,13 @@ def check_mla_shapes(sub: Evidence) -> str:
     "mla.py: the latent cache holds fewer numbers per token than full multi-head K/V",
     "auto_examples/10_advanced_mla.html",
 )
-def check_mla_cache(sub: Evidence) -> str:
-    assert sub.has("mla.py") or "mla.py" in sub.submission.code_errors, ABSENT
-    m = sub.draws.mla
-    observed = sub.observe("mla", "mla", doing(sub))
+def check_mla_cache(evidence: Evidence) -> str:
+    assert evidence.has("mla.py") or "mla.py" in evidence.submission.code_errors, ABSENT
+    m = evidence.draws.mla
+    observed = evidence.observe("mla", "mla", doing(evidence))
     cache_shape = observed["cache_shape"]
     assert len(cache_shape) >= 3, (
-        f"{doing(sub)} returned a latent cache of shape {shape(cache_shape)}, not (B, T, ...)."
+        f"{doing(evidence)} returned a latent cache of shape {shape(cache_shape)}, not (B, T, ...)."
     )
     per_token = math.prod(cache_shape[2:])
     mha = dataclasses.replace(
@@ -72,7 +72,7 @@ def check_mla_cache(sub: Evidence) -> str:
     )
     full = kv_cache_numbers_per_token(mha, "mha")
     assert per_token < full, (
-        f"{doing(sub)} caches {per_token} numbers per token; full multi-head K/V would be {full} "
+        f"{doing(evidence)} caches {per_token} numbers per token; full multi-head K/V would be {full} "
         f"(2 x {m['num_heads']} heads x {m['head_dim']}). The point of MLA is to cache only the "
         f"kv_lora_rank = {m['kv_lora_rank']} latent (plus a small shared RoPE key) and rebuild K and V from it."
     )

@@ -24,9 +24,9 @@ ARCHITECTURE = (
 )
 
 
-def lesson_total(sub: Evidence) -> int:
+def lesson_total(evidence: Evidence) -> int:
     """The learner's ``[params] lesson_total`` as an int (TOML int, integral float, or "6,155,390,976")."""
-    raw = sub.answer("params", "lesson_total")
+    raw = evidence.answer("params", "lesson_total")
     if isinstance(raw, str):
         digits = raw.strip().replace(",", "").replace("_", "").replace(" ", "")
         assert digits.isdigit(), f"params.lesson_total should be a whole number; found {shown(raw)}."
@@ -66,10 +66,10 @@ def hint(observed: int, cfg: Config) -> str:
     "lesson_total equals your own model's parameter count for the lesson config",
     "auto_examples/08_configs.html",
 )
-def check_lesson_total_own_model(sub: Evidence) -> str:
-    claimed = lesson_total(sub)
+def check_lesson_total_own_model(evidence: Evidence) -> str:
+    claimed = lesson_total(evidence)
     doing = f"Counting the parameters of your SimpleKimiK2({config_call(lesson_fields())}) on the meta device"
-    counted = sub.observe("config", "lesson_count", doing)["count"]
+    counted = evidence.observe("config", "lesson_count", doing)["count"]
     assert claimed == counted, (
         f"params.lesson_total = {number(claimed)}, but your SimpleKimiK2({config_call(lesson_fields())}) has "
         f"{number(counted)} parameters (sum(p.numel() for p in model.parameters()), counted on the meta device)."
@@ -84,8 +84,8 @@ def check_lesson_total_own_model(sub: Evidence) -> str:
     "lesson_total equals the closed-form count of the lesson architecture",
     "auto_examples/08_configs.html",
 )
-def check_lesson_total_reference(sub: Evidence) -> str:
-    claimed = lesson_total(sub)
+def check_lesson_total_reference(evidence: Evidence) -> str:
+    claimed = lesson_total(evidence)
     lesson = Config.lesson()
     expected = count_parameters(lesson)
     assert claimed == expected, (
@@ -103,10 +103,10 @@ def check_lesson_total_reference(sub: Evidence) -> str:
     "Your model's parameter count follows the lesson architecture on configs drawn at random",
     "auto_examples/08_configs.html",
 )
-def check_contract(sub: Evidence) -> str:
-    configs: list[dict[str, Any]] = sub.draws.contract_configs
+def check_contract(evidence: Evidence) -> str:
+    configs: list[dict[str, Any]] = evidence.draws.contract_configs
     doing = "Counting the parameters of your SimpleKimiK2 for " + " and ".join(config_call(c) for c in configs)
-    counts = sub.observe("config", "contract_counts", doing)["counts"]
+    counts = evidence.observe("config", "contract_counts", doing)["counts"]
     wrong = []
     for fields, counted in zip(configs, counts, strict=True):
         cfg = reference_config(fields)

@@ -28,8 +28,8 @@ def q1_choice(raw: str) -> str | None:
 
 
 @check("1.1", "quiz.q1", 4, "Quiz 1: what comes after the embeddings", "auto_examples/07_skeleton.html")
-def check_q1(sub: Evidence) -> str:
-    raw = sub.answer("quiz", "q1")
+def check_q1(evidence: Evidence) -> str:
+    raw = evidence.answer("quiz", "q1")
     assert isinstance(raw, str), f'quiz.q1 should be a letter in quotes, e.g. q1 = "a"; found {toml_type(raw)}.'
     assert raw.strip(), 'quiz.q1 has no answer yet: write "a", "b" or "c".'
     choice = q1_choice(raw)
@@ -42,8 +42,8 @@ def check_q1(sub: Evidence) -> str:
 
 
 @check("1.2", "quiz.q2", 4, "Quiz 2: does MoE activate every expert?", "auto_examples/05_moe.html")
-def check_q2(sub: Evidence) -> str:
-    raw = sub.answer("quiz", "q2")
+def check_q2(evidence: Evidence) -> str:
+    raw = evidence.answer("quiz", "q2")
     assert raw != "", "quiz.q2 has no answer yet: write true or false (without quotes)."
     value = raw
     if isinstance(raw, str) and raw.strip().strip(".").lower() in TRUE_WORDS | FALSE_WORDS:
@@ -65,8 +65,8 @@ def check_q2(sub: Evidence) -> str:
     "Quiz 3: the purpose of the 1/sqrt(d_k) scale (rubric of ideas)",
     "auto_examples/03_attention.html",
 )
-def check_q3(sub: Evidence) -> str:
-    raw = sub.answer("quiz", "q3")
+def check_q3(evidence: Evidence) -> str:
+    raw = evidence.answer("quiz", "q3")
     assert isinstance(raw, str), f'quiz.q3 should be a sentence in quotes, q3 = "..."; found {toml_type(raw)}.'
     assert not is_placeholder(raw), "quiz.q3 has no answer yet: explain in a sentence or two what the scale is for."
     reading = read_q3(raw)
