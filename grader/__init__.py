@@ -13,8 +13,9 @@ Which code is trusted, by folder:
 How one submission flows (``grader.grading.grade`` drives it): **read** its folder (``submission``),
 **draw** fresh configs and inputs (``draws``), **run** each group of experiments in the sandbox
 (``experiments``), **validate** what comes back against its schema (``observations``), **score** the
-validated evidence with the pytest checks (``scoring``, ``checks``; the written work waits for a person,
-``manual``), **report** (``reports``, ``gradebook``). Errors: ``errors``.
+validated evidence with the pytest checks (``scoring``, ``checks``; the written work waits for a person:
+``written``, scored from the instructor's ``manual`` scores), **report** (``reports``, ``gradebook``). The
+answer keys are in ``checks`` and ``rubrics``; errors in ``errors``.
 
 From Python: ``grader.grade([Path("submissions/alice")], out=Path("reports"))``; from a shell:
 ``python -m grader submissions/alice`` (``grader.__main__``). The names below are imported on first use,
@@ -29,7 +30,7 @@ from typing import Any
 _PUBLIC = {
     "grade": "grading",
     "points_table": "scoring",
-    "written_table": "grading",
+    "written_table": "written",
     "CheckResult": "results",
     "ManualItem": "results",
     "RunSummary": "results",

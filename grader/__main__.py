@@ -65,7 +65,7 @@ def show_detail(r: StudentResult) -> None:
             print(textwrap.fill(c.message, width=100, initial_indent="         ", subsequent_indent="         "))
     pending = len(r.pending)
     print(f"\n  Automatic checks: {r.score:g} / {r.max_score:g}")
-    print(f"  Written work: {r.manual_score:g} / {r.manual_max:g} recorded, {pending} awaiting review")
+    print(f"  Written work: {r.written_score:g} / {r.written_max:g} recorded, {pending} awaiting review")
 
 
 def show_summary(results: list[StudentResult]) -> None:

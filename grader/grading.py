@@ -4,7 +4,7 @@
 this process: each submission is read here (``grader.submission``), gets draws of its own
 (``grader.draws``), is run in sandboxed children (``grader.experiments``, ``grader.sandbox``), and is
 scored over the validated observations by the pytest checks (``grader.scoring``, ``grader.checks``);
-the written work waits for a person (``grader.manual``). Reports: ``grader.reports``.
+the written work waits for a person (``grader.written``, ``grader.manual``). Reports: ``grader.reports``.
 """
 
 from __future__ import annotations
@@ -21,20 +21,15 @@ from .errors import UsageError
 from .evidence import Evidence
 from .experiments import RunResult, run_all
 from .gradebook import earlier_results, merge_class
-from .manual import load_scores, merge, written_items
+from .manual import load_scores, merge
 from .reports import write_all
 from .results import StudentResult
-from .rubrics import WRITTEN, WRITTEN_POINTS
 from .sandbox import Sandbox
 from .scoring import points_table, score
 from .submission import Submission, check_folder, read_submission
+from .written import written_items
 
 Progress = Callable[[int, int, str, float, dict[str, RunResult]], None]
-
-
-def written_table() -> list[dict[str, object]]:
-    """The written work a person scores (key, title, points), beside the 100 automatic points, for the docs."""
-    return [{"key": key, "title": title, "points": WRITTEN_POINTS} for key, (title, _) in WRITTEN.items()]
 
 
 def _observe(sub: Submission, seed: int, sandbox: Sandbox) -> tuple[Evidence, float]:

@@ -1,9 +1,9 @@
-"""Work scored by a person: the review list, and merging an instructor's scores file into the results.
+"""Manual scores: the instructor's scores file (``--manual``, by default ``OUT/manual.toml``), merged into
+the results.
 
-Automatic checks are worth 100 points. The written work (theory texts, the advanced task's summary, the
-diagram) is worth ``WRITTEN_POINTS`` each on a separate scale, reported beside the automatic score; an empty
-answer is scored 0 at once instead of being queued. A check that defers to a person (quiz q3 when its rubric
-is unsure) keeps its points inside the 100 and is settled by the same file.
+"Manual" means scored by a person: the written work (``grader.written``), which is worth points on its own
+scale beside the automatic score, and any check that defers to a person (quiz q3 when its rubric is unsure),
+which keeps its points inside the 100. The same file settles both.
 
 The scores file is TOML, one table per student, one key per item (or check name), a number or a table::
 
@@ -21,47 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .feedback import toml_type
-from .names import diagram_hint, misnamed_answer
-from .results import CheckResult, ManualItem, StudentResult
-from .rubrics import WRITTEN, WRITTEN_POINTS, is_placeholder
+from .results import CheckResult, StudentResult
 from .scoring import points_table
-from .submission import Submission
+from .written import WRITTEN, WRITTEN_POINTS
 
 Scores = dict[str, dict[str, tuple[float, str]]]
-
-
-def written_items(sub: Submission) -> list[ManualItem]:
-    """The written work of one submission, each with its rubric; unanswered items are scored 0 right away."""
-    items = []
-    for key, (title, rubric) in WRITTEN.items():
-        item = ManualItem(key, title, WRITTEN_POINTS, rubric, "")
-        if key == "diagram":
-            item.answer = f"{sub.diagram[0]}\n{sub.diagram[1]}".strip() if sub.diagram else ""
-            why = "No diagram file (diagram.png, .svg, .md or .txt) was submitted."
-            if not sub.diagram and sub.strays:
-                item.answer = "\n".join(sub.strays)
-                item.comment = f"Sent to a person: {diagram_hint(sub.strays[0])}."
-        elif sub.answers is None:
-            why = "Not scored: answers.toml could not be read (see the quiz checks)."
-        else:
-            section, name = key.split(".")
-            table = sub.answers.get(section)
-            value = table.get(name) if isinstance(table, dict) else None
-            item.answer = value if isinstance(value, str) else ""
-            why = "No answer was submitted."
-            if value is not None and not isinstance(value, str):
-                why = f"{key} should be text in quotes; found {toml_type(value)}."
-            misnamed = misnamed_answer(sub.answers, section, name) if value is None else None
-            if misnamed is not None and isinstance(misnamed[1], str) and not is_placeholder(misnamed[1]):
-                item.answer = misnamed[1]
-                item.comment = (
-                    f"Sent to a person: the answer was found under {misnamed[0]}; name it `{name}` in [{section}]."
-                )
-        if is_placeholder(item.answer):
-            item.score, item.comment = 0.0, why
-        items.append(item)
-    return items
 
 
 def _entry(student: str, key: str, value: Any, source: Path) -> tuple[float, str]:

@@ -43,7 +43,7 @@ def written_line(r: StudentResult) -> str:
     """``Written work: 10 / 40 recorded, 3 items awaiting review``."""
     pending = len(r.pending)
     waiting = f", {pending} item{'s' if pending != 1 else ''} awaiting review" if pending else ""
-    return f"Written work: {fmt(r.manual_score)} / {fmt(r.manual_max)} recorded{waiting}"
+    return f"Written work: {fmt(r.written_score)} / {fmt(r.written_max)} recorded{waiting}"
 
 
 def feedback_md(r: StudentResult, seed: int) -> str:
@@ -141,7 +141,8 @@ def gradebook_json(results: list[StudentResult], meta: dict[str, Any]) -> dict[s
     students = []
     for r in results:
         data = asdict(r)
-        data |= {"manual_score": r.manual_score, "manual_max": r.manual_max, "total": r.total}
+        # The file keeps its names for the written work's points (manual_score, manual_max) for its readers.
+        data |= {"manual_score": r.written_score, "manual_max": r.written_max, "total": r.total}
         students.append(data)
     return {**meta, "students": students}
 
@@ -194,7 +195,7 @@ def summary_md(results: list[StudentResult], meta: dict[str, Any]) -> str:
     for r in results:
         missed = ", ".join(c.number for c in r.checks if c.status != "passed") or "none"
         lines.append(
-            f"| {r.student} | {fmt(r.score)} / {fmt(r.max_score)} | {fmt(r.manual_score)} / {fmt(r.manual_max)} "
+            f"| {r.student} | {fmt(r.score)} / {fmt(r.max_score)} | {fmt(r.written_score)} / {fmt(r.written_max)} "
             f"| {len(r.pending)} | {missed} |"
         )
     return "\n".join(lines) + "\n"
@@ -270,7 +271,7 @@ def write_all(
             ]
         )
         for r in results:
-            numbers = (r.score, r.max_score, r.manual_score, r.manual_max, len(r.pending), r.total)
+            numbers = (r.score, r.max_score, r.written_score, r.written_max, len(r.pending), r.total)
             writer.writerow([r.student, *map(fmt, numbers), r.run_seed, r.graded_at])
     (out / "gradebook.json").write_text(json.dumps(gradebook_json(results, meta), indent=2) + "\n", encoding="utf-8")
     (out / "junit.xml").write_bytes(junit_xml(results))

@@ -1,9 +1,11 @@
-"""What grading produces: one result per check, one per student, and the written work left to a person.
+"""What grading produces: one result per check, one per student, and the work left to a person.
 
 The automatic checks are worth 100 points (``CheckResult``); the written work (theory texts, the
-advanced task's text and the diagram) is scored by an instructor on a separate scale (``ManualItem``),
-so that an automatic run never pretends to have judged prose. ``StudentResult.total`` adds the two
-once the instructor's scores are merged.
+advanced task's text and the diagram) is scored by an instructor on a separate scale, so that an
+automatic run never pretends to have judged prose. Everything a person scores is a ``ManualItem``: each
+piece of written work, and each check that deferred to a person (its points stay inside the 100).
+``StudentResult.total`` adds the automatic score and the written work's once the instructor's manual
+scores are merged.
 """
 
 from __future__ import annotations
@@ -75,12 +77,12 @@ class StudentResult:
     graded_at: str = ""  # when that run graded it, ISO 8601 UTC
 
     @property
-    def manual_score(self) -> float:
+    def written_score(self) -> float:
         """Points an instructor has recorded for the written work (items that settle a check count there)."""
         return sum(item.score or 0.0 for item in self.manual_review if not item.check)
 
     @property
-    def manual_max(self) -> float:
+    def written_max(self) -> float:
         """Points the written work is worth."""
         return sum(item.max_score for item in self.manual_review if not item.check)
 
@@ -92,4 +94,4 @@ class StudentResult:
     @property
     def total(self) -> float:
         """Automatic score plus the written work's recorded points."""
-        return self.score + self.manual_score
+        return self.score + self.written_score

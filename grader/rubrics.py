@@ -1,11 +1,12 @@
-"""Rubrics: the ideas quiz question 3 is scored by, and what a person looks for in the written work.
+"""Rubrics, the answer keys a person or a matcher scores by: quiz question 3's ideas, and the written work's.
 
 Quiz 3's rubric is a list of ideas, each recognised by a few phrasings; an answer earns the points of the
 ideas it states. Keyword matching is kept conservative (``read_q3``): an answer that is not a sentence, or
 that puts a negation just before an idea ("the scale does not control the variance", "softmax never
 saturates"), goes to a person instead, and a wrong idea ("the weights sum to one") earns nothing by
 itself. A negated problem in a result clause ("so the softmax does not saturate") is what the scale is
-for, and counts. Only the parent process reads this module (the sandboxed probe never sees it).
+for, and counts. ``WRITTEN_RUBRICS`` says what a person looks for in each piece of written work
+(``grader.written``). Only the grader's own process reads this module (the sandboxed probe never sees it).
 """
 
 from __future__ import annotations
@@ -112,53 +113,33 @@ def read_q3(answer: str) -> Q3Reading:
 
 Q3_RUBRIC = "; ".join(f"{idea.label} ({idea.points:g} points)" for idea in Q3_IDEAS)
 
-PLACEHOLDERS = re.compile(r"\s*(\.\.\.|…|todo\b.*|tbd|n/?a|-)?\s*", re.I)
-
-WRITTEN_POINTS = 5.0
-
-WRITTEN = {
+# What a person looks for in each piece of written work (its key and title: grader.written.WRITTEN).
+WRITTEN_RUBRICS = {
     "theory.components": (
-        "Theory 1: the components",
         "Names embeddings, attention, MLP/MoE, norms and LM head with each one's role; RMSNorm over LayerNorm "
-        "mainly for compute (no mean, no bias), with stability credited to the pre-norm placement.",
+        "mainly for compute (no mean, no bias), with stability credited to the pre-norm placement."
     ),
-    "theory.rmsnorm": (
-        "Theory 1: RMSNorm against LayerNorm",
-        "x / sqrt(mean(x^2) + eps) * g; no re-centring and no bias, so cheaper at similar quality.",
-    ),
+    "theory.rmsnorm": ("x / sqrt(mean(x^2) + eps) * g; no re-centring and no bias, so cheaper at similar quality."),
     "theory.rope": (
-        "Theory 2: RoPE",
         "Rotates query/key channel pairs by position-proportional angles, so q.k depends only on the "
-        "distance m - n; contrast with absolute embeddings added to the input.",
+        "distance m - n; contrast with absolute embeddings added to the input."
     ),
     "theory.gqa": (
-        "Theory 2: GQA",
         "Query heads share K/V heads in groups; the KV cache shrinks by num_heads / num_kv_heads. "
-        "Nothing is low-rank in GQA: credit an answer that says the sheet confuses it with MLA.",
+        "Nothing is low-rank in GQA: credit an answer that says the sheet confuses it with MLA."
     ),
     "theory.moe": (
-        "Theory 2: MoE against dense",
         "A router sends each token to its top-k experts (plus the shared one), so compute per token follows "
         "the activated, not the total, parameters; load balancing keeps experts evenly used (aux loss, or "
-        "DeepSeek-V3's bias update).",
+        "DeepSeek-V3's bias update)."
     ),
-    "theory.attention_formula": (
-        "Mathematical task: the attention formula",
-        "softmax(Q K^T / sqrt(d_k) + M) V with M = 0 on and below the diagonal, -inf above.",
-    ),
+    "theory.attention_formula": ("softmax(Q K^T / sqrt(d_k) + M) V with M = 0 on and below the diagonal, -inf above."),
     "advanced.mla": (
-        "Advanced task: MLA against GQA",
         "K and V are rebuilt from one low-rank latent per token (plus a shared RoPE key) that is all the "
-        "cache holds; GQA instead shares full K/V heads. Decoupled RoPE, absorbed projections.",
+        "cache holds; GQA instead shares full K/V heads. Decoupled RoPE, absorbed projections."
     ),
     "diagram": (
-        "Code Task 2: the diagram",
         "Embedding, N decoder layers (norm, attention, residual add, norm, MLP/MoE, residual add), final "
-        "norm, LM head; residual connections labelled; RoPE shown applied to queries and keys inside attention.",
+        "norm, LM head; residual connections labelled; RoPE shown applied to queries and keys inside attention."
     ),
 }
-
-
-def is_placeholder(text: str) -> bool:
-    """An empty answer, or the template's "..." / TODO."""
-    return PLACEHOLDERS.fullmatch(text) is not None

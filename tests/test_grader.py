@@ -378,7 +378,7 @@ def test_manual_scores_settle_pending_checks_and_the_written_work(graded, tmp_pa
     q3 = next(c for c in result.checks if c.number == "1.3")
     assert (q3.score, q3.status) == (4, "failed")
     assert q3.message.endswith(docs("1.3") + " Scored by your instructor: 4/6. Vague.")
-    assert (result.score, result.manual_score, result.total) == (50, 3, 53)
+    assert (result.score, result.written_score, result.total) == (50, 3, 53)
     manual.write_text('[partial]\n"theory.components" = 6\n')
     with pytest.raises(grader.UsageError, match=r"\[partial\] theory.components is worth 5 points"):
         merge(copy.deepcopy(graded[0]["partial"]), grader.manual.load_scores(manual)["partial"], manual)

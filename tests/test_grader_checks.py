@@ -24,7 +24,6 @@ from grader.draws import draw, student_seed
 from grader.evidence import Evidence
 from grader.experiments import RunResult
 from grader.feedback import shape
-from grader.manual import written_items
 from grader.names import unknown_names
 from grader.observations import Int, ListOf, ObservationError, Observed, Record, TensorSpec
 from grader.reports import feedback_md
@@ -41,6 +40,7 @@ from grader.submission import (
     read_capped,
     read_submission,
 )
+from grader.written import written_items
 from reference import Config, causal_mask, count_parameters
 
 NEG = -math.inf

@@ -6,8 +6,9 @@ import re
 
 from grader.evidence import Evidence
 from grader.feedback import shown, toml_type
-from grader.rubrics import MIN_WORDS, Q3_IDEAS, Q3_RUBRIC, is_placeholder, read_q3
+from grader.rubrics import MIN_WORDS, Q3_IDEAS, Q3_RUBRIC, read_q3
 from grader.scoring import ManualReview, Partial, check
+from grader.written import is_placeholder
 from reference import Config
 
 Q1_OPTIONS = {"a": "LM head", "b": "decoder layers", "c": "final norm"}
