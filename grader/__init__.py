@@ -2,24 +2,28 @@
 
 Which code is trusted, by folder:
 
-- ``grader/``, ``grader/checks/`` and ``grader/reports/``: trusted, run in the grader's own process. A
-  submission's files are only read here (as bytes and TOML); its code never runs here.
+- ``grader/`` and its ``checks/`` and ``reports/``: trusted, run in the grader's own process. A submission's
+  files are only read here (as bytes and TOML); its code never runs here.
 - ``grader/sandbox/``: the host side of the sandbox, trusted too: it starts the workers and judges how each
   run ended. Standard library only; it imports nothing else of the grader.
 - ``grader/sandbox/inside/``: shipped as source text into the sandbox and run there, beside the student's
   code: the zygote (the worker) and the probe (the experiments). Never imported; standard library and
   torch only; no answer keys.
 
-How one submission flows (``grader.grading.grade`` drives it): **read** its folder (``submission``),
-**draw** fresh configs and inputs (``draws``), **run** each group of experiments in the sandbox
-(``experiments``), **validate** what comes back against its schema (``observations``), **score** the
-validated evidence with the pytest checks (``scoring``, ``checks``; the written work waits for a person:
-``written``, scored from the instructor's ``manual`` scores), **report** (``reports``, ``gradebook``). The
-answer keys are in ``checks`` and ``rubrics``; errors in ``errors``.
+How the data flows, for each submission (``grading.grade`` drives it):
 
-From Python: ``grader.grade([Path("submissions/alice")], out=Path("reports"))``; from a shell:
-``python -m grader submissions/alice`` (``grader.__main__``). The names below are imported on first use,
-so that ``import grader.sandbox`` loads neither pytest, torch nor ``reference``.
+1. **read** its folder: ``answers.toml`` and the code files, as bytes (``submission``, ``names``);
+2. **draw** fresh configs, seeds and inputs for this student (``draws``);
+3. **run** each group of experiments in the sandbox (``runs`` declares each run once: probe function,
+   arguments, result schema, caps; ``experiments`` makes them);
+4. **validate** every observation against its schema (``observations``), into the ``evidence``;
+5. **score** the evidence with the pytest checks (``scoring``, ``checks``; the keys are in ``checks`` and
+   ``rubrics``); the ``written`` work waits for a person, scored from the instructor's ``manual`` scores;
+6. **report**: the files under ``--out`` and the class gradebook across runs (``reports``).
+
+Errors: ``errors``. From Python: ``grader.grade([Path("submissions/alice")], out=Path("reports"))``; from a
+shell: ``python -m grader submissions/alice`` (``grader.__main__``). The names below are imported on first
+use, so that ``import grader.sandbox`` loads neither pytest, torch nor ``reference``.
 """
 
 from __future__ import annotations

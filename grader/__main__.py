@@ -16,9 +16,9 @@ from pathlib import Path
 
 from .errors import GraderError, SandboxUnavailable, UsageError
 from .experiments import RunResult
-from .gradebook import earlier_results
 from .grading import grade
 from .manual import load_scores
+from .reports import earlier_results
 from .results import StudentResult
 from .scoring import points_table
 from .submission import check_folder, discover

@@ -20,9 +20,8 @@ from .draws import draw, student_seed
 from .errors import UsageError
 from .evidence import Evidence
 from .experiments import RunResult, run_all
-from .gradebook import earlier_results, merge_class
 from .manual import load_scores, merge
-from .reports import write_all
+from .reports import earlier_results, merge_class, write_all
 from .results import StudentResult
 from .sandbox import Sandbox
 from .scoring import points_table, score
@@ -65,7 +64,7 @@ def grade(
         require_isolation: refuse to grade without full isolation (only when the grader makes the sandbox).
         progress: called as each submission's runs finish: (done, total, student, seconds, runs).
         fresh: start a new gradebook in ``out``; by default the students graded now are merged into the one
-            there, and the others keep their earlier rows (see ``grader.gradebook``).
+            there, and the others keep their earlier rows (see ``grader.reports.gradebook``).
         docs_url: where the lesson site is published; feedback then links each check's page in full.
 
     Returns:

@@ -26,7 +26,7 @@ from grader.experiments import RunResult
 from grader.feedback import shape
 from grader.names import unknown_names
 from grader.observations import Int, ListOf, ObservationError, Observed, Record, TensorSpec
-from grader.reports import feedback_md
+from grader.reports.files import feedback_md
 from grader.rubrics import Q3_RUBRIC
 from grader.runs import run_specs
 from grader.scoring import CheckSpec, ManualReview, Partial, ScoringPlugin, with_docs

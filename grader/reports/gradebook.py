@@ -13,8 +13,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
-from .results import CheckResult, ManualItem, RunSummary, StudentResult
+from ..errors import UsageError
+from ..results import CheckResult, ManualItem, RunSummary, StudentResult
 
 GRADEBOOK = "gradebook.json"
 

@@ -1,19 +1,8 @@
-"""Writing the reports: gradebooks, Gradescope ``results.json``, feedback, JUnit XML, summaries.
+"""The report files under the output folder: gradebooks, Gradescope ``results.json``, feedback, JUnit XML,
+summaries (the layout is in ``grader.reports``).
 
-The class-wide files cover the whole gradebook (merged with the earlier one, see ``grader.gradebook``);
+The class-wide files cover the whole gradebook (merged with the earlier one, see ``grader.reports.gradebook``);
 the per-student folders are written for the students graded in this run.
-
-Layout under the output folder::
-
-    gradebook.csv        one row per student and check (and written item): score, max, status, message
-    gradebook.json       the same, nested by student, with totals, run diagnostics, seed and isolation
-    scores.csv           one row per student: automatic, written and total points, the run's seed and time
-    junit.xml            one test suite per student, one test case per check
-    summary.md           the class at a glance (also appended to $GITHUB_STEP_SUMMARY when set)
-    manual-review.md     what is waiting for a person, with rubrics and answers
-    manual-template.toml a scores file to fill in and pass back with --manual
-    <id>/results.json    Gradescope's autograder format
-    <id>/feedback.md     the learner's feedback
 """
 
 from __future__ import annotations
@@ -26,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .results import StudentResult
+from ..results import StudentResult
 
 
 def fmt(points: float) -> str:
