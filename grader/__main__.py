@@ -16,12 +16,10 @@ from pathlib import Path
 
 from .errors import GraderError, SandboxUnavailable, UsageError
 from .experiments import RunResult
-from .grading import grade
-from .manual import load_scores
-from .reports import earlier_results
+from .grading import grade_batch, prepare
 from .results import StudentResult
 from .scoring import points_table
-from .submission import check_folder, discover
+from .submission import discover, select_folders
 
 EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_GRADER = 1, 2, 3
 
@@ -86,23 +84,6 @@ def show_summary(results: list[StudentResult]) -> None:
     )
 
 
-def usable(folders: list[Path]) -> tuple[list[Path], list[str]]:
-    """Split the folders found in submissions/ into gradable ones and reasons for the others.
-
-    One bad folder (a symbolic link, a name with a space, a stray folder with no submission files)
-    must not stop a whole class from being graded; each is named with what to do about it.
-    """
-    good, skipped = [], []
-    for folder in folders:
-        try:
-            check_folder(folder)
-        except UsageError as exc:
-            skipped.append(str(exc))
-        else:
-            good.append(folder)
-    return good, skipped
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -115,31 +96,28 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.out.exists() and not args.out.is_dir():
             raise UsageError(f"--out {args.out} is a file; give a folder for the reports.")
-        paths, skipped = (args.paths, []) if args.paths else usable(discover(Path("submissions")))
+        if args.paths:
+            folders, skipped = select_folders(args.paths)
+        else:  # one bad folder must not stop the class: it is named and skipped
+            folders, skipped = select_folders(discover(Path("submissions")), skip_unusable=True)
         for reason in skipped:
             print(f"grader: skipped {reason}", file=sys.stderr)
-        if not paths:
+        if not folders:
             raise UsageError("no submission folders to grade in submissions/ (folders starting with _ are skipped).")
         manual = args.manual
         if manual is None and (args.out / "manual.toml").is_file():
             manual = args.out / "manual.toml"
         if manual is not None and not manual.is_file():
             raise UsageError(f"--manual {manual}: no such file.")
-        if manual is not None:
-            load_scores(manual)  # unknown items and too many points are usage errors before any grading
-        for path in paths:
-            check_folder(path)  # usage errors before any output or work
-        earlier = [] if args.fresh else [r.student for r in earlier_results(args.out)]
-        print(f"Grading {len(paths)} submission(s) with {args.jobs} worker(s)...", flush=True)
-        results = grade(
-            paths,
+        # Every usage error (folders, manual scores, the earlier gradebook) comes before any output or work.
+        batch = prepare(folders, out=args.out, manual=manual, fresh=args.fresh)
+        print(f"Grading {len(folders)} submission(s) with {args.jobs} worker(s)...", flush=True)
+        results = grade_batch(
+            batch,
             jobs=args.jobs,
-            out=args.out,
             seed=args.seed,
-            manual=manual,
             require_isolation=args.require_isolation,
-            progress=show_progress if len(paths) > 1 else None,
-            fresh=args.fresh,
+            progress=show_progress if len(folders) > 1 else None,
             docs_url=args.docs_url,
         )
     except UsageError as exc:
@@ -156,18 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         show_summary(results)
     print(f"Reports written to {args.out}/" + (f" (manual scores merged from {manual})" if manual else ""))
-    kept = set(earlier) - {r.student for r in results}
+    kept = batch.kept(results)
     if kept:
         print(
-            f"kept {len(kept)} student(s) from the earlier gradebook in {args.out}/ ({', '.join(sorted(kept))}); "
+            f"kept {len(kept)} student(s) from the earlier gradebook in {args.out}/ ({', '.join(kept)}); "
             "--fresh starts a new one."
         )
     if skipped:
         print(f"grader: {len(skipped)} folder(s) in submissions/ were not graded (see above).", file=sys.stderr)
-    if manual is not None:
-        unmatched = sorted(set(load_scores(manual)) - {r.student for r in results})
-        if unmatched:
-            print(f"note: {manual} also scores {', '.join(unmatched)}, not graded in this run.", file=sys.stderr)
+    unscored = batch.unscored(results)
+    if unscored:
+        print(f"note: {manual} also scores {', '.join(unscored)}, not graded in this run.", file=sys.stderr)
     errors = [f"{r.student}: {e}" for r in results for e in r.grader_errors]
     if errors:
         print("grader: failed: internal errors while scoring:\n  " + "\n  ".join(errors), file=sys.stderr)

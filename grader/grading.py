@@ -1,10 +1,15 @@
-"""Grading, step by step: read every submission, draw its inputs, run it in the sandbox, score it, report.
+"""Grading, step by step: check what to grade, then read, draw, run, validate, score and report.
 
-``grade`` is the grader's one entry point (``python -m grader`` calls it too). Student code never runs in
-this process: each submission is read here (``grader.submission``), gets draws of its own
-(``grader.draws``), is run in sandboxed children (``grader.experiments``, ``grader.sandbox``), and is
-scored over the validated observations by the pytest checks (``grader.scoring``, ``grader.checks``);
-the written work waits for a person (``grader.written``, ``grader.manual``). Reports: ``grader.reports``.
+``grade`` is the grader's entry point from Python. It checks everything it is given before any work
+(``select_folders``, then ``prepare``: the folders, the manual scores, the earlier gradebook; any mistake
+is a ``UsageError``), then grades the batch (``grade_batch``). The command line (``grader.__main__``) calls
+the same steps one by one, to print between them, so that nothing is validated twice.
+
+Student code never runs in this process: each submission is read here (``grader.submission``), gets draws
+of its own (``grader.draws``), is run in sandboxed children (``grader.experiments``, ``grader.sandbox``),
+and is scored over the validated observations by the pytest checks (``grader.scoring``,
+``grader.checks``); the written work waits for a person (``grader.written``, ``grader.manual``). Reports:
+``grader.reports``.
 """
 
 from __future__ import annotations
@@ -13,19 +18,19 @@ import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .draws import draw, student_seed
-from .errors import UsageError
 from .evidence import Evidence
 from .experiments import RunResult, run_all
-from .manual import load_scores, merge
+from .manual import Scores, load_scores, merge
 from .reports import earlier_results, merge_class, write_all
 from .results import StudentResult
 from .sandbox import Sandbox
 from .scoring import points_table, score
-from .submission import Submission, check_folder, read_submission
+from .submission import Folder, Submission, read_submission, select_folders
 from .written import written_items
 
 Progress = Callable[[int, int, str, float, dict[str, RunResult]], None]
@@ -37,6 +42,38 @@ def _observe(sub: Submission, seed: int, sandbox: Sandbox) -> tuple[Evidence, fl
     draws = draw(student_seed(seed, sub.student))
     runs = run_all(sub, draws, sandbox)
     return Evidence(sub, draws, runs), time.monotonic() - start
+
+
+@dataclass
+class Batch:
+    """Submission folders ready to grade: each folder, the manual scores and the earlier gradebook checked and
+    read, no student code run yet (``prepare`` makes one, ``grade_batch`` grades it)."""
+
+    folders: list[Folder]
+    out: Path | None
+    manual: Path | None
+    scores: Scores  # the manual scores file's, by student ({} without one)
+    earlier: list[StudentResult]  # the gradebook already in ``out`` ([] without one, or when fresh)
+
+    def kept(self, results: list[StudentResult]) -> list[str]:
+        """The students of the earlier gradebook not graded in ``results``: they keep their rows (sorted)."""
+        return sorted({r.student for r in self.earlier} - {r.student for r in results})
+
+    def unscored(self, results: list[StudentResult]) -> list[str]:
+        """The students the manual scores file scores who are not graded in ``results`` (sorted)."""
+        return sorted(set(self.scores) - {r.student for r in results})
+
+
+def prepare(
+    folders: list[Folder], *, out: Path | None = None, manual: Path | None = None, fresh: bool = False
+) -> Batch:
+    """Read and check the manual scores file and the gradebook already in ``out``; UsageError if either is bad.
+
+    ``folders`` come from ``select_folders``. ``fresh`` leaves the earlier gradebook out (a new one starts).
+    """
+    scores = load_scores(manual) if manual is not None else {}
+    earlier = earlier_results(out) if out is not None and not fresh else []
+    return Batch(folders, out, manual, scores, earlier)
 
 
 def grade(
@@ -70,16 +107,33 @@ def grade(
     Returns:
         One StudentResult per path, in the order given.
     """
-    folders = [(Path(p), check_folder(Path(p))) for p in paths]
-    seen: dict[str, Path] = {}
-    for path, student in folders:
-        if student in seen:
-            raise UsageError(f"{path} and {seen[student]} are the same student id {student!r}; give each once.")
-        seen[student] = path
-    scores = load_scores(manual) if manual is not None else {}
-    earlier = earlier_results(out) if out is not None and not fresh else []
+    folders, _ = select_folders(paths)
+    batch = prepare(folders, out=out, manual=manual, fresh=fresh)
+    return grade_batch(
+        batch,
+        jobs=jobs,
+        seed=seed,
+        sandbox=sandbox,
+        require_isolation=require_isolation,
+        progress=progress,
+        docs_url=docs_url,
+    )
+
+
+def grade_batch(
+    batch: Batch,
+    *,
+    jobs: int = 1,
+    seed: int | None = None,
+    sandbox: Sandbox | None = None,
+    require_isolation: bool = False,
+    progress: Progress | None = None,
+    docs_url: str | None = None,
+) -> list[StudentResult]:
+    """Grade a prepared batch (the arguments as for ``grade``); one StudentResult per folder, in its order."""
+    folders, out, manual, scores = batch.folders, batch.out, batch.manual, batch.scores
     # Every submission is read before any student code runs, so no run can change what another one reads.
-    submissions = [read_submission(path, student) for path, student in folders]
+    submissions = [read_submission(folder.path, folder.student) for folder in folders]
     base_seed = secrets.randbelow(2**32) if seed is None else seed
     own = sandbox is None
     box = sandbox if sandbox is not None else Sandbox(jobs=max(1, jobs), require_isolation=require_isolation)
@@ -97,7 +151,7 @@ def grade(
     finally:
         if own:
             box.close()
-    ordered = [evidence[student][0] for _, student in folders]
+    ordered = [evidence[folder.student][0] for folder in folders]
     plugin = score(ordered, docs_url)
     graded_at = datetime.now(UTC).isoformat(timespec="seconds")
     results = []
@@ -123,5 +177,5 @@ def grade(
         results.append(result)
     if out is not None:
         meta = {"seed": base_seed, "isolation": isolation, "points": points_table(), "manual_file": str(manual or "")}
-        write_all(merge_class(earlier, results), out, meta, graded=results)
+        write_all(merge_class(batch.earlier, results), out, meta, graded=results)
     return results

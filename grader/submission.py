@@ -63,6 +63,41 @@ def discover(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
 
 
+@dataclass(frozen=True)
+class Folder:
+    """A submission folder given to the grader, checked (``check_folder``): its path and its student id."""
+
+    path: Path
+    student: str
+
+
+def select_folders(paths: list[Path], *, skip_unusable: bool = False) -> tuple[list[Folder], list[str]]:
+    """The submission folders to grade, each checked, and why any was skipped.
+
+    A path that is not a gradable submission folder is a UsageError; with ``skip_unusable`` (every folder
+    of submissions/, where one bad folder must not stop a whole class: a symbolic link, a name with a
+    space, a stray folder with no submission files) it is skipped instead, with its reason. Two paths of
+    one student id are a UsageError.
+    """
+    folders: list[Folder] = []
+    skipped: list[str] = []
+    for path in map(Path, paths):
+        try:
+            folders.append(Folder(path, check_folder(path)))
+        except UsageError as exc:
+            if not skip_unusable:
+                raise
+            skipped.append(str(exc))
+    seen: dict[str, Path] = {}
+    for folder in folders:
+        if folder.student in seen:
+            raise UsageError(
+                f"{folder.path} and {seen[folder.student]} are the same student id {folder.student!r}; give each once."
+            )
+        seen[folder.student] = folder.path
+    return folders, skipped
+
+
 def check_folder(path: Path) -> str:
     """Validate a path given on the command line; return the student id (the folder's name)."""
     if path.is_symlink():
