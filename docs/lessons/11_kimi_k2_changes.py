@@ -332,6 +332,12 @@ for p in (0.85, 0.90):
 #
 #    W_{rc} = W^{\mathrm{fp8}}_{rc} \cdot s_{\lfloor r/128 \rfloor, \lfloor c/128 \rfloor} .
 #
+# The reference applies it when it loads a checkpoint (included from ``reference/loading.py``):
+#
+# .. literalinclude:: ../../reference/loading.py
+#    :pyobject: dequantize_fp8
+#    :caption: reference/loading.py, dequantize_fp8
+#
 # Why per block: one scale has to fit the largest value it covers, and e4m3 spans only a limited
 # range below its largest number before values lose their precision (below the smallest normal
 # number) or become zero. A weight matrix whose 128 x 128 blocks differ in magnitude (made up
