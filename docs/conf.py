@@ -37,6 +37,8 @@ extensions = [
     "sphinx_gallery.gen_gallery",
     "lesson_freshness",
     "lesson_points",
+    "lesson_numbers",
+    "lesson_offline",
 ]
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}

@@ -85,8 +85,9 @@ def kv_cache_numbers_per_token(cfg: Config, scheme: Scheme) -> int:
 
     ``mha`` ``2 n_h d_h``; ``gqa`` ``2 n_g d_h``; ``mqa`` ``2 d_h``; ``mla`` ``d_c + d_h^R`` (the
     absorbed cache); ``mla-expanded`` ``n_h (d_qk + d_v)``, what an implementation that expands
-    keys and values before caching keeps (transformers before version 5 did). For MLA models ``d_h`` is the per-head
-    key width without RoPE (``qk_nope_head_dim``).
+    keys and values before caching keeps (transformers did until a change within its
+    5.x releases). For MLA models ``d_h`` is the per-head key width without RoPE
+    (``qk_nope_head_dim``).
     """
     d_h = cfg.gqa_head_dim if cfg.attention == "gqa" else cfg.qk_nope_head_dim
     if scheme == "mha":

@@ -11,8 +11,11 @@ r"""The whole model: embeddings, pre-norm decoder layers, final norm, LM head.
       -> lm_head                               (B, T, vocab_size) logits
 
 The norms sit *before* each sublayer (pre-norm), so the residual stream itself is never
-normalised: gradients reach early layers through the identity paths unchanged, which is what
-makes deep stacks train stably.
+normalised until the final norm: every layer's output reaches the loss, and the loss's gradient
+reaches every layer, through an identity path. Xiong et al. (2020) show that this keeps the
+gradients well-behaved at initialisation, where post-norm's are large near the output, and that
+pre-norm models trained without a learning-rate warm-up reach results comparable to post-norm
+ones trained with it (DeepSeek-V3 still warms up, for its first 2,000 steps).
 """
 
 from __future__ import annotations

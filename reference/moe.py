@@ -11,11 +11,17 @@ with ``gamma = routed_scaling_factor`` (the residual ``u +`` lives in the decode
 Each token runs ``num_experts_per_tok`` routed experts plus the shared ones, so the compute per
 token is a small fraction of the parameters. With ``n_group > 1`` routing is group-limited:
 groups are ranked by the sum of their two best biased scores, only ``topk_group`` groups stay
-(the others are masked with ``-inf``), and the top-k experts are picked among those.
+(the others are masked with ``-inf``), and the top-k experts are picked among those. This is
+DeepSeek-V3's node-limited routing: its 8 groups stand for the 8 nodes the experts were spread
+over in training, and ``topk_group = 4`` sends each token to at most 4 of them, which bounds the
+traffic between nodes (V3 report, section 2.1.2). Kimi-K2 sets ``n_group = 1``: no limit.
 
-The bias replaces an auxiliary balancing loss (DeepSeek-V3's "auxiliary-loss-free" balancing):
-it is not trained by gradient; after each step, ``b_i += gamma_b * sign(mean load - load_i)``
-(:func:`update_correction_bias`) nudges overloaded experts down and idle ones up.
+The bias is DeepSeek-V3's "auxiliary-loss-free" balancing, on which V3 *mainly* relies: it is not
+trained by gradient; after each step, ``b_i += gamma_b * sign(mean load - load_i)``
+(:func:`update_correction_bias`) lowers the bias of every overloaded expert and raises that of
+every under-loaded one. V3 keeps a complementary sequence-wise balance loss besides, with a very
+small weight (``alpha = 0.0001``, V3 report sections 2.1.2 and 4.2), against extreme imbalance
+within one sequence; it is a training term, which this forward-pass reference leaves out.
 """
 
 from __future__ import annotations
@@ -65,8 +71,10 @@ class Router(nn.Module):
 class Experts(nn.Module):
     """``n_routed_experts`` SwiGLU experts stored as stacked weights, run only where tokens use them.
 
-    Stacking (one ``(E, I, H)`` tensor per projection, as transformers 5 does) keeps a
-    384-expert layer three parameters instead of 1,152 modules.
+    Stacking (one ``(E, I, H)`` tensor per projection) keeps a 384-expert layer three parameters
+    instead of 1,152 modules. transformers 5 stacks its experts too, but fuses the gate and up
+    projections into one ``gate_up_proj`` ``(E, 2I, H)`` beside ``down_proj`` ``(E, H, I)``;
+    :mod:`reference.loading` reads both layouts.
 
     Args:
         cfg: uses ``n_routed_experts``, ``hidden_size`` and ``moe_intermediate_size``.

@@ -28,6 +28,9 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., dim) -> (..., dim)
         dtype = x.dtype
-        x = x.float()  # squares of bf16 activations overflow and lose precision
+        # bf16 has float32's exponent range, so nothing overflows, but only an 8-bit significand:
+        # the mean of thousands of squares is taken in float32, as transformers does. (DeepSeek's
+        # inference/model.py hands the bf16 tensor to F.rms_norm as it is.)
+        x = x.float()
         rms_inv = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)  # (..., 1)
         return self.weight * (x * rms_inv).to(dtype)

@@ -15,6 +15,11 @@ Answers are marked in the sources, the nbgrader/otter way:
 
 Pages listed in :data:`INSTRUCTOR_ONLY` are left out of the student copy altogether.
 
+Lesson pages show the reference's own functions with ``literalinclude`` and a path relative to the
+page, ``../../reference/<module>.py``. The student copy sits two folders below ``docs/``, so the
+same path leads there to :data:`REFERENCE_MIRROR`, a copy of ``reference/*.py`` refreshed before
+every student build (the reference is no answer: both editions document it in full).
+
 Command line (what ``nox -s docs``, the benchmark and CI run)::
 
     python docs/_ext/lesson_editions.py instructor|student [--fresh]
@@ -32,6 +37,9 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent.parent
 BUILD = DOCS / "_build"
 STUDENT_SRC = BUILD / "student-src"
+REFERENCE = DOCS.parent / "reference"
+#: Where ``../../reference/`` leads from ``student-src/auto_examples/<page>`` (see the module docstring).
+REFERENCE_MIRROR = STUDENT_SRC.parent / "reference"
 #: Written into the student copy; ``conf.py`` reads the edition from its presence.
 STUDENT_MARKER = "STUDENT_EDITION"
 #: Files and folders (relative to ``docs/``) that only the instructor edition has.
@@ -161,6 +169,18 @@ def make_student_tree(docs: Path = DOCS, target: Path = STUDENT_SRC) -> Path:
     return target
 
 
+def mirror_reference(source: Path = REFERENCE, target: Path = REFERENCE_MIRROR) -> Path:
+    """Copy ``source/*.py`` into ``target`` (changed files only) and remove files gone from ``source``."""
+    target.mkdir(parents=True, exist_ok=True)
+    wanted = {path.name for path in source.glob("*.py")}
+    for name in sorted(wanted):
+        _write_if_changed(target / name, (source / name).read_bytes())
+    for path in target.iterdir():
+        if path.is_file() and path.name not in wanted:
+            path.unlink()
+    return target
+
+
 def _write_if_changed(path: Path, data: bytes) -> None:
     if path.is_file() and path.read_bytes() == data:
         return
@@ -184,6 +204,7 @@ def build(edition: str, *, fresh: bool = False, extra: list[str] | None = None) 
                 path.unlink()
     if edition == "student":
         make_student_tree(DOCS, STUDENT_SRC)
+        mirror_reference()
     else:
         check_markers(DOCS)
     command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-d", str(doctrees)]

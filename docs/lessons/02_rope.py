@@ -53,6 +53,19 @@ print(f"{len(theta)} pairs; theta_0 = {theta[0]:.4g} rad/token, theta_last = {th
 print(f"wavelengths from {2 * math.pi / theta[0]:.3g} to {2 * math.pi / theta[-1]:,.0f} tokens")
 
 # %%
+# The reference computes the rotations once per forward pass and applies them to a query or key
+# as complex multiplications, exactly the formula above (both functions included from
+# ``reference/rope.py``):
+#
+# .. literalinclude:: ../../reference/rope.py
+#    :pyobject: precompute_freqs_cis
+#    :caption: reference/rope.py, precompute_freqs_cis
+#
+# .. literalinclude:: ../../reference/rope.py
+#    :pyobject: apply_rope
+#    :caption: reference/rope.py, apply_rope
+#
+# %%
 # .. BEGIN SOLUTION
 #
 # .. admonition:: Answer: why the score depends only on the offset
@@ -78,9 +91,13 @@ print(f"wavelengths from {2 * math.pi / theta[0]:.3g} to {2 * math.pi / theta[-1
 #    The score then contains cross terms such as :math:`x_m^\top W_Q^\top W_K p_n` that depend on
 #    the absolute positions, so the model must *learn* to extract relative distance from them, and
 #    a learned table has no entry beyond the longest training position. RoPE acts in every
-#    attention layer, on queries and keys only (values carry no position), makes relative
-#    position exact by construction, and has a formula for every position, which is what lets
-#    YaRN stretch it to longer contexts.
+#    attention layer, on queries and keys only (values carry no position), and makes relative
+#    position exact by construction. What lets YaRN stretch it to longer contexts is not that it
+#    has a formula for every position (the sinusoids have one too) but its per-frequency
+#    structure: the score is a sum of one term per channel pair, each turned by the offset times
+#    that pair's own frequency, so the frequencies can be changed pair by pair (the slow ones
+#    interpolated, the fast ones kept, below) and every score is still a function of the offset
+#    alone.
 #
 # .. END SOLUTION
 #
@@ -147,6 +164,54 @@ fig.tight_layout()
 # With RoPE the three curves lie exactly on top of each other: the score is a function of the
 # offset alone. With the added embedding they differ.
 #
+# Two layouts of the same rotation
+# --------------------------------
+# Which channels form a pair is a convention. DeepSeek's code and checkpoints pair *adjacent*
+# channels :math:`(x_{2i}, x_{2i+1})`, as above. Many implementations, transformers' among them,
+# pair channel :math:`i` with channel :math:`i + d/2` and write the rotation with
+# ``rotate_half``:
+#
+# .. math::
+#
+#    \mathrm{RoPE}(x) = x \odot [\cos m\theta; \cos m\theta]
+#    + \mathrm{rotate\_half}(x) \odot [\sin m\theta; \sin m\theta],
+#
+#    \mathrm{rotate\_half}([x_1; x_2]) = [-x_2; x_1] .
+#
+# The two agree once the channels are reordered, evens first, then odds. For DeepSeek-V3
+# checkpoints transformers uses ``apply_rotary_pos_emb_interleave``, which computes exactly that:
+# it rotates the even and odd channels as pairs and returns them evens first, then odds (queries
+# and keys alike, so the scores are unchanged). Applied to adjacent-pair weights without the
+# reordering, ``rotate_half`` rotates the
+# wrong pairs at the wrong frequencies: the scores still depend only on the offset, but they are
+# not the scores the model was trained with.
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """transformers' helper: ``[x1; x2] -> [-x2; x1]`` over the last dimension."""
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat((-second, first), dim=-1)
+
+
+def rope_half_split(x: torch.Tensor, position: int) -> torch.Tensor:
+    """RoPE in the half-split layout: channel ``i`` pairs with channel ``i + d/2``."""
+    angles = position * torch.cat((theta, theta))  # (D,)
+    return x * angles.cos() + rotate_half(x) * angles.sin()
+
+
+deinterleave = torch.cat((torch.arange(0, head_dim, 2), torch.arange(1, head_dim, 2)))  # evens, then odds
+same_vectors = torch.allclose(rope_half_split(q[..., deinterleave], 700), rotated(q, 700)[..., deinterleave], atol=1e-5)
+print("half-split RoPE on reordered channels == adjacent-pair RoPE, reordered:", same_vectors)
+for m, n in ((5, 0), (700, 695), (1900, 1000)):
+    adjacent = score(m, n)
+    reordered = float((rope_half_split(q[..., deinterleave], m) * rope_half_split(k[..., deinterleave], n)).sum())
+    not_reordered = float((rope_half_split(q, m) * rope_half_split(k, n)).sum())
+    print(
+        f"score({m}, {n}): adjacent pairs {adjacent:+.5f}, rotate_half after reordering {reordered:+.5f}, "
+        f"rotate_half on adjacent-pair channels {not_reordered:+.5f}"
+    )
+
+# %%
 # YaRN: the same rotations, stretched
 # -----------------------------------
 # DeepSeek-V3 and Kimi-K2 were pre-trained with a short context
@@ -157,6 +222,23 @@ fig.tight_layout()
 # indices between them. The range is computed over the rotated width (``qk_rope_head_dim``) and
 # the **original** context length. In MLA only the ``qk_rope_head_dim`` channels of each head are
 # rotated; the other ``qk_nope_head_dim`` carry no position (see :doc:`04_gqa_vs_mla`).
+#
+# In YaRN's terms a pair that completes :math:`r` turns over the original context :math:`L` has
+# :math:`L \theta_i / 2\pi = r`; solving :math:`\theta_i = b^{-2i/d}` for :math:`i` gives the
+# pair index of a given :math:`r`, and ``beta_fast`` and ``beta_slow`` are the two values of
+# :math:`r` that bound the ramp. The reference, included from ``reference/rope.py``:
+#
+# .. literalinclude:: ../../reference/rope.py
+#    :pyobject: yarn_find_correction_dim
+#    :caption: reference/rope.py, yarn_find_correction_dim
+#
+# .. literalinclude:: ../../reference/rope.py
+#    :pyobject: yarn_correction_range
+#    :caption: reference/rope.py, yarn_correction_range
+#
+# .. literalinclude:: ../../reference/rope.py
+#    :pyobject: inverse_frequencies
+#    :caption: reference/rope.py, inverse_frequencies
 
 for cfg in (Config.deepseek_v3(), Config.kimi_k2()):
     yarn = cfg.rope_scaling
@@ -189,4 +271,9 @@ fig.tight_layout()
 # The shaded bands are the correction ranges. Kimi-K2's ``beta_fast = beta_slow = 1`` collapses
 # the ramp to a step: a pair is either kept or fully interpolated. YaRN also sharpens the
 # softmax: the attention scale :math:`1/\sqrt{d_{qk}}` is multiplied by ``mscale`` squared,
-# printed above (see :doc:`03_attention` for what the scale does).
+# printed above (see :doc:`03_attention` for what the scale does):
+#
+# .. literalinclude:: ../../reference/rope.py
+#    :pyobject: softmax_scale
+#    :caption: reference/rope.py, softmax_scale
+

@@ -21,8 +21,10 @@ GQA and MLA: two ways to shrink the KV cache
 When a model generates text, every new token attends to all earlier ones. Recomputing their keys
 and values at every step would cost a forward pass over the whole prefix, so they are kept: the
 **KV cache**. Its size per token, times the context length, times the number of sequences served
-at once, is what fills accelerator memory during inference, and reading it back at every step is
-what limits decoding speed. Both GQA and MLA attack that size.
+at once, is what fills accelerator memory during inference, and every decoding step reads it all
+back. A step also reads the weights it uses; at small batch, reading the weights dominates for a
+large mixture of experts, and the cache's share grows with the context and the number of
+sequences. Both GQA and MLA attack the cache's size.
 """
 
 import matplotlib.pyplot as plt
@@ -97,12 +99,16 @@ for cfg in (Config.deepseek_v3(), Config.kimi_k2()):
 # bytes per token over all layers in bf16 (2 bytes a number), from
 # :func:`reference.kv_cache_numbers_per_token` and :func:`reference.kv_cache_bytes_per_token`.
 # ``mla-expanded`` is what an implementation caches when it expands the latent into full per-head
-# keys and values before caching (DeepSeek-V2's original Hugging Face code and transformers
-# releases before 5 did this), a reminder that MLA saves memory only if the cache holds the
-# latent. transformers 5 caches the latent but expands it again at every decoding step (no
-# absorption): the memory of MLA at the compute of MHA. MLA does not apply to the GQA lesson config. DeepSeek-V3's and
-# Kimi-K2's configs list as many K/V heads as query heads, so their ``gqa`` column equals ``mha``:
-# it is what their attention would cache without the latent.
+# keys and values before caching (DeepSeek-V2's original Hugging Face code did this, and so did
+# transformers until a change within its 5.x releases), a reminder that MLA saves memory only if
+# the cache holds the latent. transformers 5.24, the oldest release this lesson's tests accept,
+# caches the latent but expands every cached latent through ``kv_b_proj`` again at each
+# decoding step (no absorption): the memory of MLA, at a compute cost per cached token and layer
+# of about :math:`2\, d_c\, n_h (d_h + d_v)` FLOPs for that expansion alone, hundreds of times
+# MHA's :math:`2\, n_h (d_{qk} + d_v)` for scoring a cached key and weighting its value. MLA does
+# not apply to the GQA lesson config. DeepSeek-V3's and Kimi-K2's configs list as many K/V heads
+# as query heads, so their ``gqa`` column equals ``mha``: it is what their attention would cache
+# without the latent.
 
 schemes = ("mha", "gqa", "mqa", "mla", "mla-expanded")
 configs = (Config.lesson(), Config.deepseek_v3(), Config.kimi_k2())
@@ -162,7 +168,22 @@ fig.tight_layout()
 # cached latents. Likewise the weighted sum of values
 # :math:`\sum_j p_{j} W^{UV}_i c_j = W^{UV}_i \sum_j p_j c_j` applies :math:`W^{UV}_i` once, after
 # the sum. Nothing per-head is ever materialised for past tokens. The reference implements both
-# paths in :class:`reference.MultiHeadLatentAttention`; they agree:
+# paths in :class:`reference.MultiHeadLatentAttention`. The absorbed one, included from
+# ``reference/mla.py``, is the two equations above, one ``einsum`` each:
+#
+# .. literalinclude:: ../../reference/mla.py
+#    :pyobject: MultiHeadLatentAttention._absorbed
+#    :caption: reference/mla.py, MultiHeadLatentAttention._absorbed
+#    :dedent:
+#
+# The naive one expands keys and values first:
+#
+# .. literalinclude:: ../../reference/mla.py
+#    :pyobject: MultiHeadLatentAttention._naive
+#    :caption: reference/mla.py, MultiHeadLatentAttention._naive
+#    :dedent:
+#
+# They agree:
 
 cfg = Config.tiny()
 attention = MultiHeadLatentAttention(cfg)

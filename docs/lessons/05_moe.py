@@ -44,6 +44,15 @@ torch.manual_seed(0)
 #    \mathrm{MoE}(u) = \mathrm{FFN}^{(s)}(u)
 #    + \gamma \sum_{i \in \mathrm{TopK}(s + b)} \frac{s_i}{\sum_{k \in \mathrm{TopK}} s_k}\, \mathrm{FFN}_i(u) .
 #
+# The router of the reference, :meth:`reference.Router.forward`, included from ``reference/moe.py``
+# (the ``n_group`` branch is DeepSeek-V3's group-limited routing, explained in
+# :doc:`11_kimi_k2_changes`; Kimi-K2 has one group, so it skips it):
+#
+# .. literalinclude:: ../../reference/moe.py
+#    :pyobject: Router.forward
+#    :caption: reference/moe.py, Router.forward
+#    :dedent:
+#
 # The reference's :class:`~reference.MoE` in a small model: which experts did each token use?
 
 cfg = Config.tiny()
@@ -98,23 +107,52 @@ for model_cfg in (Config.deepseek_v3(), Config.kimi_k2()):
 # serving they sit on different devices, so the busiest one sets the pace), the idle experts
 # stop learning, and the capacity the parameters paid for is wasted. Two remedies:
 #
-# * **An auxiliary balancing loss** (GShard, Switch Transformer, DeepSeek-V2): add
-#   :math:`\alpha \sum_i f_i P_i` to the loss, where :math:`f_i` is the fraction of tokens routed
-#   to expert :math:`i` and :math:`P_i` its mean routing probability. Its gradient pushes the
-#   router towards uniform load, but it also pulls against the language-modelling objective: too
-#   small an :math:`\alpha` does not balance, too large a one costs quality.
-# * **Auxiliary-loss-free balancing** (DeepSeek-V3, and so Kimi-K2): the bias :math:`b_i` above.
-#   It is not trained by gradient. After each step, every expert's bias moves by a fixed amount
+# * **An auxiliary balancing loss** (GShard, Switch Transformer, DeepSeek-V2). Switch
+#   Transformer adds :math:`\alpha N \sum_{i=1}^{N} f_i P_i` to the loss, where :math:`N` is the
+#   number of experts, :math:`f_i` the fraction of tokens routed to expert :math:`i` and
+#   :math:`P_i` the mean routing probability it receives. With top-:math:`K` routing the fraction
+#   is rescaled instead: DeepSeek-V3's sequence-wise balance loss (V3 report, equations 17 to 20)
+#   is
+#
+#   .. math::
+#
+#      \mathcal{L}_{\mathrm{Bal}} = \alpha \sum_{i=1}^{N_r} f_i P_i, \qquad
+#      f_i = \frac{N_r}{K_r T} \sum_{t=1}^{T} \mathbb{1}\big(i \in \mathrm{TopK}_t\big), \qquad
+#      P_i = \frac{1}{T} \sum_{t=1}^{T} \frac{s_{i,t}}{\sum_{j} s_{j,t}},
+#
+#   over the :math:`T` tokens of one sequence, with :math:`N_r` routed experts and :math:`K_r` of
+#   them chosen per token. Either way the loss equals :math:`\alpha` when the load is uniform and
+#   grows as it concentrates. Its gradient pushes the router towards uniform load, but it also
+#   pulls against the language-modelling objective: too small an :math:`\alpha` does not
+#   balance, too large a one costs quality.
+# * **Auxiliary-loss-free balancing** (DeepSeek-V3): the bias :math:`b_i` above. It is not
+#   trained by gradient. After each step, every expert's bias moves by a fixed amount
 #   :math:`\gamma_b` against its load:
 #
 #   .. math::
 #
 #      b_i \leftarrow b_i + \gamma_b\, \mathrm{sign}(\bar{\ell} - \ell_i),
 #
-#   with :math:`\ell_i` the tokens expert :math:`i` received and :math:`\bar{\ell}` the mean.
-#   Overloaded experts become less likely to be *chosen*; since the weights use the unbiased
-#   :math:`s_i`, the bias never changes how much a chosen expert's output counts. DeepSeek-V3
-#   keeps only a very small sequence-level auxiliary loss besides.
+#   with :math:`\ell_i` the tokens expert :math:`i` received and :math:`\bar{\ell}` the mean:
+#   the bias of every overloaded expert falls, and that of every under-loaded one (not only the
+#   idle ones) rises. DeepSeek-V3 used :math:`\gamma_b = 0.001` for its first 14.3T training
+#   tokens and 0 for the last 500B. The bias only *chooses*: a chosen expert's gate is its
+#   unbiased affinity :math:`s_i`, normalised over the chosen ones. It still moves the gates
+#   indirectly, by changing which experts are chosen and so the sum that normalises them (measured
+#   below). V3 relies *mainly* on the bias, not only on it: it keeps the sequence-wise loss above
+#   with a very small :math:`\alpha = 0.0001`, against extreme imbalance within one sequence (V3
+#   report, sections 2.1.2 and 4.2).
+#
+#   Kimi-K2 balances the same way, as far as its published files show: its ``config.json`` sets
+#   ``topk_method`` to ``"noaux_tc"``, the name DeepSeek-V3's code gives to routing with the
+#   correction bias. That is read from the config; the Kimi K2 report, as far as this lesson
+#   found, does not describe how K2's experts were balanced.
+#
+# The bias update of the reference, :func:`reference.update_correction_bias`:
+#
+# .. literalinclude:: ../../reference/moe.py
+#    :pyobject: update_correction_bias
+#    :caption: reference/moe.py, update_correction_bias
 #
 # A simulation
 # ------------
@@ -122,8 +160,8 @@ for model_cfg in (Config.deepseek_v3(), Config.kimi_k2()):
 # common direction, so a few experts score high for almost every token. We route a few hundred batches
 # with the reference :class:`~reference.Router`, once leaving the bias at zero and once applying
 # :func:`reference.update_correction_bias` after every batch. The router's weights stay fixed:
-# this isolates the effect of the bias. (DeepSeek-V3 trained with :math:`\gamma_b = 0.001` over
-# many thousands of steps; a short simulation needs a larger step.)
+# this isolates the effect of the bias. (DeepSeek-V3's :math:`\gamma_b = 0.001` acted over many
+# thousands of steps; a short simulation needs a larger step.)
 
 sim = Config.tiny().with_(
     hidden_size=64, n_routed_experts=32, num_experts_per_tok=4, n_group=1, topk_group=1, routed_scaling_factor=1.0
@@ -137,8 +175,8 @@ batches = [
 ]
 
 
-def simulate(gamma: float | None) -> tuple[list[float], torch.Tensor]:
-    """Route every batch; return max load / mean load per batch and the load of the last batch."""
+def simulate(gamma: float | None) -> tuple[list[float], torch.Tensor, Router]:
+    """Route every batch; return max load / mean load per batch, the load of the last batch, the router."""
     router = Router(sim)
     with torch.no_grad():
         router.weight.copy_(centroids)
@@ -150,11 +188,11 @@ def simulate(gamma: float | None) -> tuple[list[float], torch.Tensor]:
         imbalance.append(float(load.max() / load.float().mean()))
         if gamma is not None:
             update_correction_bias(router.e_score_correction_bias, load, gamma)
-    return imbalance, load
+    return imbalance, load, router
 
 
-without, load_without = simulate(None)
-with_bias, load_with = simulate(gamma=0.002)
+without, load_without, router_without = simulate(None)
+with_bias, load_with, router_with = simulate(gamma=0.002)
 print(f"max / mean load, first batch: {without[0]:.2f}")
 print(f"max / mean load, last batch: without the bias update {without[-1]:.2f}, with it {with_bias[-1]:.2f}")
 print(f"idle experts in the last batch: without {int((load_without == 0).sum())}, with {int((load_with == 0).sum())}")
@@ -179,9 +217,36 @@ fig.tight_layout()
 
 # %%
 # Without the bias the same few experts take most of the tokens on every batch, and some never
-# receive any. With the update, the bias of the busy experts falls and of the idle ones rises
-# until the load is nearly flat, without any gradient touching the router. The weights each token
-# gives its chosen experts are unchanged.
+# receive any. With the update, the bias of the overloaded experts falls and that of the
+# under-loaded ones rises until the load is nearly flat, without any gradient touching the router.
+#
+# Did the bias change the gates? Route the last batch through the balanced router twice: with
+# its learned bias, and with the bias set to zero (the same centroids, so the same affinities
+# :math:`s_i`):
+
+last = batches[-1]
+bias = router_with.e_score_correction_bias
+with torch.no_grad():
+    gates_biased, chosen_biased = router_with(last)  # (N, k) each
+    learned = bias.clone()
+    bias.zero_()
+    gates_plain, chosen_plain = router_with(last)
+    bias.copy_(learned)
+    affinities = torch.sigmoid(last @ centroids.T)  # (N, E): the s_i, which the bias never touches
+same_set = (chosen_biased.sort(-1).values == chosen_plain.sort(-1).values).all(-1)  # (N,)
+print(f"tokens whose chosen experts the bias changed: {int((~same_set).sum())} of {len(same_set)}")
+token = int((~same_set).nonzero()[0])
+for label, gates, chosen in (("with the bias", gates_biased, chosen_biased), ("without it", gates_plain, chosen_plain)):
+    listed = ", ".join(
+        f"{int(e)}: s={float(affinities[token, e]):.3f} gate={float(g):.3f}"
+        for g, e in sorted(zip(gates[token], chosen[token], strict=True), key=lambda pair: int(pair[1]))
+    )
+    print(f"token {token}, {label:>13}: {listed}")
+
+# %%
+# An expert chosen both times has the same affinity :math:`s_i` both times, yet a different gate:
+# its affinity is divided by the sum over a different chosen set. The bias enters no gate
+# directly, and changes them all the same.
 #
 # .. BEGIN SOLUTION
 #
@@ -199,9 +264,10 @@ fig.tight_layout()
 #    **Load balancing** keeps the tokens spread evenly over the experts. Without it, routing
 #    collapses onto a few experts: they become a bottleneck, the others are wasted and stop
 #    learning. The classic fix is an auxiliary loss that penalises uneven load, at some cost in
-#    quality because it fights the main loss. DeepSeek-V3 and Kimi-K2 instead add a per-expert
-#    bias to the routing scores, used only to choose experts and adjusted after each step by
-#    :math:`\pm\gamma_b` against the expert's load (no gradient), which balances the load without
-#    distorting the training objective.
+#    quality because it fights the main loss. DeepSeek-V3 instead relies mainly on a per-expert
+#    bias added to the routing scores, used only to choose experts and adjusted after each step
+#    by :math:`\pm\gamma_b` against the expert's load (no gradient, so no term in the loss),
+#    and keeps only a very small sequence-wise balance loss (:math:`\alpha = 0.0001`) besides.
+#    Kimi-K2's config selects the same bias-based routing.
 #
 # .. END SOLUTION

@@ -17,8 +17,10 @@ Configs and parameter counts
 
    In fact these are not DeepSeek-V3's numbers (the table below prints DeepSeek-V3's real ones:
    a much wider, deeper model with more heads and MLA, not GQA). Hidden size 4096, 30 layers and
-   32 heads are those of **DeepSeek-LLM-7B** (January 2024), a dense multi-head model; 8 K/V heads
-   for GQA come from **DeepSeek-LLM-67B**. The lesson therefore takes the two numbers the sheet
+   32 heads are those of **DeepSeek-LLM-7B** (weights released in November 2023, paper in January
+   2024: arXiv 2401.02954), a dense multi-head model; 8 K/V heads for GQA come from
+   **DeepSeek-LLM-67B**, whose 64 query heads share 8 key/value heads (the same paper, Table 2;
+   its release notes say the 67B model uses GQA). The lesson therefore takes the two numbers the sheet
    leaves open, the vocabulary and the MLP width, from DeepSeek-LLM-7B as well, and calls the
    result the *lesson config*, ``Config.lesson()``. Kimi-K2, like DeepSeek-V3, uses MLA.
 

@@ -28,6 +28,11 @@ with torch.device("meta"):
 for name, parameter in attention.named_parameters():
     print(f"{name:>26} {tuple(parameter.shape)}")
 print(f"cached per token and layer: {kv_cache_numbers_per_token(kimi, 'mla')} numbers")
+gqa_group = 2 * kimi.qk_nope_head_dim  # GQA caches a key and a value of width d_h per K/V head
+print(
+    f"as many as GQA with {kv_cache_numbers_per_token(kimi, 'mla') / gqa_group:g} K/V heads of width "
+    f"d_h = {kimi.qk_nope_head_dim}: (d_c + d_h^R) / (2 d_h)"
+)
 
 # %%
 # .. BEGIN SOLUTION
@@ -46,10 +51,11 @@ print(f"cached per token and layer: {kv_cache_numbers_per_token(kimi, 'mla')} nu
 #
 #    **Against GQA**: GQA shrinks the cache by *sharing* key/value heads among groups of query
 #    heads, so heads in a group see identical keys and values. MLA keeps distinct keys and values
-#    for every head but makes them all functions of one low-rank latent: a cache smaller than
-#    GQA's with few groups (independent of the number of heads) and, in DeepSeek-V2's experiments,
-#    quality at least that of full multi-head attention. The cost is extra projections, and care
-#    with RoPE.
+#    for every head but makes them all functions of one low-rank latent: a cache independent of
+#    the number of heads, as small as GQA's with only 2.25 groups (the DeepSeek-V2 report, Table
+#    1, and the ratio printed above), so GQA with one or two groups still caches less. In
+#    DeepSeek-V2's experiments MLA's quality was at least that of full multi-head attention,
+#    where GQA and MQA fell short of it. The cost is extra projections, and care with RoPE.
 #
 # .. END SOLUTION
 #

@@ -31,3 +31,8 @@ def built(edition: str) -> Path:
 def lesson_sources() -> list[Path]:
     """The gallery pages, ``docs/lessons/NN_*.py``."""
     return sorted(DOCS.glob("lessons/[0-9][0-9]_*.py"))
+
+
+def reference_modules() -> list[Path]:
+    """The modules of ``reference`` (``__init__`` aside): each has a highlighted source page, ``_modules/``."""
+    return sorted(p for p in (ROOT / "reference").glob("*.py") if p.stem != "__init__")

@@ -1,6 +1,8 @@
-"""Open the built pages from disk in a real headless Chromium with the network off.
+"""Open every built page of both editions from disk in a real headless Chromium with the network off.
 
-For each page: MathJax (the copy shipped with the site) typeset every formula without error, every
+Every ``.html`` file of each edition is opened (``_static/`` aside: MathJax's and the theme's own
+files), and the pages an edition must have are added to the list, so a missing one fails too. For
+each page: MathJax (the copy shipped with the site) typeset every formula without error, every
 image loaded, every font loaded, the console shows no error, and nothing but local files was
 requested. A screenshot of each page lands in docs/_build/screenshots/<edition>/ as an artifact.
 """
@@ -12,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from docs_site import BUILD, lesson_sources
+from docs_site import BUILD, EDITIONS, built, lesson_sources, reference_modules
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
@@ -27,15 +29,23 @@ FLAGS = (
     "--no-first-run",
     "--window-size=1280,1000",
 )
-PAGES = [
+# Pages each edition must have; every other HTML page the build wrote is opened too (highlighted
+# sources under _modules/, the indexes, the timing pages), so a page added later is checked unasked.
+REQUIRED = [
     "index.html",
     "learners/submit.html",
     "learners/building.html",
     "api/reference.html",
     "auto_examples/index.html",
+    "auto_examples/sg_execution_times.html",
+    "sg_execution_times.html",
     "search.html",
-] + [f"auto_examples/{source.stem}.html" for source in lesson_sources()]
-INSTRUCTOR_PAGES = ["instructors/grading.html", "instructors/ci.html", "threat-model.html", "api/grader.html"]
+    "genindex.html",
+    "_modules/index.html",
+    *(f"_modules/reference/{module.stem}.html" for module in reference_modules()),
+    *(f"auto_examples/{source.stem}.html" for source in lesson_sources()),
+]
+INSTRUCTOR_REQUIRED = ["instructors/grading.html", "instructors/ci.html", "threat-model.html", "api/grader.html"]
 PAGES_WITH_MATH = {"auto_examples/01_components.html", "auto_examples/02_rope.html", "auto_examples/03_attention.html"}
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
 
@@ -89,14 +99,23 @@ def requested_urls(driver: webdriver.Chrome) -> list[str]:
     return urls
 
 
-@pytest.mark.parametrize("path", PAGES)
-def test_page_renders_offline(browser: webdriver.Chrome, site: Path, path: str) -> None:
+def pages(edition: str) -> list[str]:
+    """The required pages of ``edition`` and every HTML page its build holds, as paths in the site."""
+    site = BUILD / "html" / edition
+    found = {
+        path.relative_to(site).as_posix()
+        for path in site.rglob("*.html")
+        if path.relative_to(site).parts[0] != "_static"
+    }
+    required = {*REQUIRED, *(INSTRUCTOR_REQUIRED if edition == "instructor" else ())}
+    return sorted(found | required)
+
+
+@pytest.mark.parametrize(("edition", "path"), [pytest.param(e, p, id=f"{e}/{p}") for e in EDITIONS for p in pages(e)])
+def test_page_renders_offline(browser: webdriver.Chrome, edition: str, path: str) -> None:
+    site = built(edition)
+    assert (site / path).is_file(), f"{edition}/{path} is missing from the built site"
     check_page(browser, site, path)
-
-
-@pytest.mark.parametrize("path", INSTRUCTOR_PAGES)
-def test_instructor_page_renders_offline(browser: webdriver.Chrome, instructor_site: Path, path: str) -> None:
-    check_page(browser, instructor_site, path)
 
 
 def check_page(browser: webdriver.Chrome, site: Path, path: str) -> None:

@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 
 from docs_site import DOCS, lesson_sources
+from lesson_offline import REMOTE_RESOURCE
 
 import grader
-from reference import Config
+from reference import Config, count_activated_parameters, count_parameters
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
 _RUN_TIME = re.compile(r"Total running time of the script:\s*</strong>\s*\((\d+) minutes ([\d.]+) seconds\)")
@@ -20,7 +21,7 @@ def page(site: Path, source: Path) -> str:
 
 def test_every_lesson_page_ran(site: Path) -> None:
     """pytorch/tutorials' check: a page that never ran reports 0 minutes 0.000 seconds."""
-    assert len(lesson_sources()) == 10
+    assert len(lesson_sources()) >= 10, "the task sheet's ten pages, at least"
     for source in lesson_sources():
         html = page(site, source)
         times = _RUN_TIME.findall(html)
@@ -97,3 +98,27 @@ def test_written_work_table_matches_the_grader(site: Path) -> None:
         assert item["key"] in row and item["title"] in row
     total = re.sub(r"<[^>]+>", "", rows[-1]).split()[-1]
     assert float(total) == sum(item["points"] for item in expected)
+
+
+def test_no_page_loads_scripts_or_styles_from_the_network(site: Path) -> None:
+    """sphinx-gallery's timing pages load jQuery and DataTables from CDNs; docs/_ext/lesson_offline.py drops that."""
+    remote = [
+        f"{path.relative_to(site)}: {match.group(0)}"
+        for path in sorted(site.rglob("*.html"))
+        for match in REMOTE_RESOURCE.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert not remote, "pages that load a script or stylesheet from the network:\n" + "\n".join(remote)
+
+
+def test_timing_pages_keep_their_table(site: Path) -> None:
+    for timing in ("sg_execution_times.html", "auto_examples/sg_execution_times.html"):
+        html = (site / timing).read_text(encoding="utf-8")
+        assert "sg-datatable" in html, f"{timing}: the table of running times is gone"
+        for source in lesson_sources():
+            assert f"{source.stem}.html" in html, f"{timing}: no row for {source.name}"
+
+
+def test_index_numbers_are_computed_by_reference(site: Path) -> None:
+    html = (site / "index.html").read_text(encoding="utf-8")
+    for count in (count_parameters(Config.kimi_k2()), count_activated_parameters(Config.kimi_k2())):
+        assert f"{count:,}" in html, f"index.html does not show {count:,}, computed by reference"
