@@ -68,6 +68,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def main(argv: list[str]) -> int:
     """Run the similarity report; print where it went and what was flagged. Returns the exit status."""
     args = parser().parse_args(argv)
@@ -107,8 +111,9 @@ def main(argv: list[str]) -> int:
         return EXIT_FAILED
     seconds = time.perf_counter() - start
     print(
-        f"Compared {len(corpus.documents)} submissions ({len(result.pairs):,} pairs) in {seconds:.1f} s: "
-        f"{len(result.flagged)} pair(s) flagged at {args.threshold:.0%} with {args.min_overlap}+ tokens in common."
+        f"Compared {len(corpus.documents)} submissions ({plural(len(result.pairs), 'pair')}) in {seconds:.1f} s: "
+        f"{plural(len(result.flagged), 'pair')} flagged (at least {args.threshold:.0%} of one's code in the other, "
+        f"{args.min_overlap}+ tokens in common)."
     )
     for p in result.flagged:
         print(f"  {p.a} and {p.b}: {p.similarity_a:.0%} / {p.similarity_b:.0%}, {p.token_overlap:,} tokens")
