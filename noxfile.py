@@ -49,7 +49,7 @@ def docs(session: nox.Session) -> None:
     Output: docs/_build/html/{instructor,student}, browser screenshots in docs/_build/screenshots.
     ``nox -s docs -- --student`` (or ``--instructor``) builds only that edition and skips the tests.
     """
-    install(session, "docs", "test")
+    install(session, "docs", "test", "similarity")
     chosen = [arg.removeprefix("--") for arg in session.posargs]
     unknown = sorted(set(chosen) - {"instructor", "student"})
     if unknown:

@@ -37,6 +37,7 @@ extensions = [
     "sphinx_gallery.gen_gallery",
     "lesson_freshness",
     "lesson_points",
+    "lesson_similarity",
 ]
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}

@@ -1,7 +1,7 @@
 """The similarity records: ``similarity.json`` for programs, ``similarity.md`` for people (and ``page`` for the HTML).
 
 ``similarity.json`` holds every pair with both shares, the tokens in common and whether it is flagged, with the
-threshold and the rest of the settings: the instructors' review list reads its flagged pairs
+threshold and the rest of the settings, for programs such as a review list of the flagged pairs
 (``load_report``, ``flagged_pairs``). ``similarity.md`` is the section that ``summary_markdown`` returns, for
 the grader's ``summary.md``. Nothing here needs copydetect: a review page can read the JSON without it.
 No report changes a score.

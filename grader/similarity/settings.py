@@ -1,9 +1,9 @@
 """The similarity report's defaults and output names, declared once (the CLI, the reports and the docs read them).
 
 Tokens are copydetect's: characters of the *filtered* code, in which every name becomes ``V``, every function
-name ``F``, every class name ``O``, every string ``S``, and comments and whitespace are dropped. So renaming
-variables or reformatting changes nothing, and a line such as ``self.q = nn.Linear(d, d, bias=False)`` is the
-22 tokens ``V.V=V.V(V,V,V=False)``.
+name ``F``, every class name ``O``, every string ``S``, and comments and whitespace are dropped (``self``,
+keywords, numbers and operators stay). So renaming variables or reformatting changes nothing, and a line such as
+``q = nn.Linear(d, d, bias=False)`` is the 18 tokens ``V=V.V(V,V,V=False)``.
 
 Why these defaults (the calibration is pinned by tests/test_similarity.py, and the instructors' page
 *Academic integrity* shows it computed on the kit's own examples):
