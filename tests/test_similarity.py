@@ -293,6 +293,13 @@ def test_bad_options_are_usage_errors(args: list[str], message: str, capsys) -> 
     assert status == 2 and message in err, err
 
 
+def test_without_copydetect_the_command_says_how_to_install_it(monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "copydetect", None)  # makes `import copydetect` fail as if not installed
+    monkeypatch.delitem(sys.modules, "grader.similarity.winnowing")
+    status, err = run_main([str(ALICE), str(BOB)], capsys)
+    assert status == 3 and "needs copydetect: pip install -e '.[similarity]'" in err, err
+
+
 def test_out_that_is_a_file_is_a_usage_error(tmp_path: Path, capsys) -> None:
     (tmp_path / "reports").write_text("")
     status, err = run_main([str(ALICE), str(BOB), "--out", str(tmp_path / "reports")], capsys)

@@ -37,11 +37,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"submission folders, or folders of them (default: {DEFAULT_ROOT}/)",
     )
-    p.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports/)")
+    p.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", help="report folder (default: reports/)")
     p.add_argument(
         "--template",
         type=Path,
         default=Path(DEFAULT_TEMPLATE),
+        metavar="DIR",
         help=f"the starter code, not counted (default: {DEFAULT_TEMPLATE}/)",
     )
     p.add_argument(
@@ -56,6 +57,7 @@ def parser() -> argparse.ArgumentParser:
         "--threshold",
         type=float,
         default=THRESHOLD,
+        metavar="F",
         help=f"flag a pair when this share of either one's code is in the other (default: {THRESHOLD:g})",
     )
     p.add_argument(
