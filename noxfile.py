@@ -37,7 +37,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite (pass pytest options after ``--``)."""
-    install(session, "test")
+    install(session, "test", "similarity")
     # tests/docs checks a built site: the docs session runs it after building both editions.
     session.run("pytest", "--ignore=tests/docs", *session.posargs)
 
@@ -49,7 +49,7 @@ def docs(session: nox.Session) -> None:
     Output: docs/_build/html/{instructor,student}, browser screenshots in docs/_build/screenshots.
     ``nox -s docs -- --student`` (or ``--instructor``) builds only that edition and skips the tests.
     """
-    install(session, "docs", "test")
+    install(session, "docs", "test", "similarity")
     chosen = [arg.removeprefix("--") for arg in session.posargs]
     unknown = sorted(set(chosen) - {"instructor", "student"})
     if unknown:
@@ -68,8 +68,15 @@ def grade(session: nox.Session) -> None:
 
 
 @nox.session
+def similarity(session: nox.Session) -> None:
+    """Similarity report of submissions' code: ``nox -s similarity`` compares submissions/; ``-- PATH ...`` those."""
+    install(session, "grade", "similarity")
+    session.run("python", "-m", "grader.similarity", *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: each prints ratios measured in one run against a named baseline."""
-    install(session, "test", "docs")
-    for script in ("bench_model.py", "bench_grader.py", "bench_sandbox.py", "bench_docs.py"):
+    install(session, "test", "docs", "similarity")
+    for script in ("bench_model.py", "bench_grader.py", "bench_sandbox.py", "bench_docs.py", "bench_similarity.py"):
         session.run("python", f"tests/benchmarks/{script}", *session.posargs)

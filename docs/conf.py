@@ -39,6 +39,7 @@ extensions = [
     "lesson_points",
     "lesson_numbers",
     "lesson_offline",
+    "lesson_similarity",
 ]
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}

@@ -32,7 +32,13 @@ def plain(line: str) -> str:
 
 
 MIN_LENGTH = 20
-INSTRUCTOR_ONLY = ("instructors/grading.html", "instructors/ci.html", "threat-model.html", "api/grader.html")
+INSTRUCTOR_ONLY = (
+    "instructors/grading.html",
+    "instructors/integrity.html",
+    "instructors/ci.html",
+    "threat-model.html",
+    "api/grader.html",
+)
 
 
 def answer_regions() -> list[tuple[str, list[str]]]:
