@@ -71,7 +71,7 @@ def grade(session: nox.Session) -> None:
 def similarity(session: nox.Session) -> None:
     """Similarity report of submissions' code: ``nox -s similarity`` compares submissions/; ``-- PATH ...`` those."""
     install(session, "grade", "similarity")
-    session.run("python", "-m", "grader.similarity", *session.posargs)
+    session.run("python", "-m", "grader", "similarity", *session.posargs)
 
 
 @nox.session

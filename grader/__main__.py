@@ -1,5 +1,6 @@
 """Command line: ``python -m grader [PATH ...] [--jobs N] [--out DIR] [--fail-under N] [--require-isolation]
-[--seed N] [--manual FILE] [--fresh]``.
+[--seed N] [--manual FILE] [--fresh]`` grades; ``python -m grader COMMAND ...`` runs one of ``COMMANDS``
+(``python -m grader similarity --help``). A submission folder named like a command is given as ``./NAME``.
 
 Exit status: 0 when grading finished (whatever the scores); 1 when ``--fail-under`` is not met; 2 for a usage
 error (bad path, not a submission folder, bad id, bad manual-scores file); 3 when the grader itself failed
@@ -9,6 +10,7 @@ or isolation was required but is not available.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import textwrap
@@ -22,12 +24,15 @@ from .scoring import points_table
 from .submission import discover, select_folders
 
 EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_GRADER = 1, 2, 3
+# The instructor's other commands: name -> the module whose ``main(argv) -> int`` runs it.
+COMMANDS = {"similarity": "grader.similarity"}
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m grader",
         description="Grade Lesson 1.2 submissions (default: every submissions/<id>/ except _template).",
+        epilog="Other commands: " + ", ".join(f"python -m grader {name} --help" for name in COMMANDS) + ".",
     )
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="submission folders, submissions/<id>/")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="submissions graded at a time")
@@ -85,6 +90,9 @@ def show_summary(results: list[StudentResult]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in COMMANDS:
+        return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
     args = parser().parse_args(argv)
     try:
         if args.jobs < 1:

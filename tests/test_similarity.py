@@ -227,7 +227,7 @@ def test_the_figures_are_the_same_on_every_run(klass: Path, tmp_path: Path) -> N
     for salt in ("1", "2"):
         out = tmp_path / f"run{salt}"
         env = os.environ | {"PYTHONHASHSEED": salt}
-        cmd = [sys.executable, "-m", "grader.similarity", str(klass), "--out", str(out), "--template", str(TEMPLATE)]
+        cmd = [sys.executable, "-m", "grader", "similarity", str(klass), "--out", str(out), "--template", str(TEMPLATE)]
         subprocess.run(cmd, check=True, env=env, capture_output=True, cwd=ROOT)
         runs.append(json.loads((out / "similarity.json").read_text())["pairs"])
     assert runs[0] == runs[1]

@@ -1,5 +1,5 @@
-"""Command line: ``python -m grader.similarity [PATH ...] [--out DIR] [--template DIR] [--boilerplate PATH]
-[--threshold F] [--min-overlap N]`` (``python -m grader similarity`` once the grader's CLI dispatches to it).
+"""Command line: ``python -m grader similarity [PATH ...] [--out DIR] [--template DIR] [--boilerplate PATH]
+[--threshold F] [--min-overlap N]``.
 
 Exit status: 0 when the reports were written (whatever was flagged); 2 for a usage error (a path that is not a
 submission folder, an empty folder, fewer than two submissions with code, a bad option); 3 when copydetect is
@@ -13,13 +13,14 @@ import sys
 import time
 from pathlib import Path
 
-from ..submission import CODE_FILES, UsageError
+from ..errors import UsageError
+from ..submission import CODE_FILES
 from .records import write_reports
 from .settings import DEFAULT_ROOT, DEFAULT_TEMPLATE, MIN_OVERLAP, NOISE_TOKENS, THRESHOLD
 from .texts import gather
 
 EXIT_USAGE, EXIT_FAILED = 2, 3
-PROG = "python -m grader.similarity"  # "python -m grader similarity" once the grader's CLI dispatches here
+PROG = "python -m grader similarity"
 
 
 def parser() -> argparse.ArgumentParser:

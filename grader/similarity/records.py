@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..submission import CODE_FILES, UsageError
+from ..errors import UsageError
+from ..submission import CODE_FILES
 from .page import CAUTION, RULE, html_report, pct
 from .settings import FORMAT_VERSION, HTML_FILE, JSON_FILE, MARKDOWN_FILE, WINDOW
 
@@ -70,7 +71,7 @@ def to_json(c: Comparison) -> dict[str, Any]:
 def load_report(path: Path) -> dict[str, Any]:
     """Read a ``similarity.json`` (or the folder holding one); UsageError saying what is wrong and what to do."""
     file = path / JSON_FILE if path.is_dir() else path
-    rerun = "run python -m grader.similarity again to write it"
+    rerun = "run python -m grader similarity again to write it"
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:

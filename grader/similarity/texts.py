@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..submission import CODE_FILES, KNOWN_FILES, UsageError, check_folder, discover, read_capped
+from ..errors import UsageError
+from ..submission import CODE_FILES, KNOWN_FILES, check_folder, discover, read_capped
 from .settings import DEFAULT_ROOT
 
 BOILERPLATE_MAX_BYTES = max(CODE_FILES.values())
