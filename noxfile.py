@@ -71,5 +71,5 @@ def grade(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: each prints ratios measured in one run against a named baseline."""
     install(session, "test", "docs")
-    for script in ("bench_model.py", "bench_grader.py", "bench_sandbox.py", "bench_docs.py"):
+    for script in ("bench_model.py", "bench_decode.py", "bench_grader.py", "bench_sandbox.py", "bench_docs.py"):
         session.run("python", f"tests/benchmarks/{script}", *session.posargs)
