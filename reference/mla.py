@@ -62,6 +62,9 @@ class MultiHeadLatentAttention(nn.Module):
         self.kv_a_layernorm = RMSNorm(self.kv_lora_rank)
         self.kv_b_proj = nn.Linear(self.kv_lora_rank, self.num_heads * (self.nope_dim + self.v_dim), bias=False)
         self.o_proj = nn.Linear(self.num_heads * self.v_dim, cfg.hidden_size, bias=False)
+        # The path forward takes when not told: None is absorbed with a cache, naive without. Set it
+        # to False to decode a whole model on the naive path (lesson 04 times both).
+        self.absorb: bool | None = None
 
     def queries(self, x: torch.Tensor, freqs_cis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-head queries split into the position-free part and the rotated part."""
@@ -87,15 +90,16 @@ class MultiHeadLatentAttention(nn.Module):
     ) -> torch.Tensor:
         """``x``: ``(B, T, hidden)``; ``mask``: additive ``(T, S)``; returns ``(B, T, hidden)``.
 
-        ``absorb`` picks the path; by default the absorbed one when decoding with a cache.
-        Either way the cache holds only the latent and the rope key.
+        ``absorb`` picks the path; by default :attr:`absorb`'s, and if that is ``None`` the absorbed
+        one when decoding with a cache. Either way the cache holds only the latent and the rope key.
         """
         B, T, _ = x.shape
         q_nope, q_rope = self.queries(x, freqs_cis)  # (B, T, H, nope), (B, T, H, rope)
         latent, k_rope = self.latents(x, freqs_cis)  # (B, T, C), (B, T, rope)
         if cache is not None:
             latent, k_rope = append(cache, latent=latent, k_rope=k_rope)  # (B, S, C), (B, S, rope)
-        absorb = cache is not None if absorb is None else absorb
+        if absorb is None:
+            absorb = self.absorb if self.absorb is not None else cache is not None
         attend = self._absorbed if absorb else self._naive
         out = attend(q_nope, q_rope, latent, k_rope, mask)  # (B, T, H, v)
         return self.o_proj(out.reshape(B, T, self.num_heads * self.v_dim))

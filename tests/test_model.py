@@ -210,3 +210,22 @@ def test_router_keeps_the_affinities_of_its_last_call() -> None:
     scores = moe.gate.last_scores  # (N, E)
     assert torch.allclose(scores, torch.sigmoid(tokens[0] @ moe.gate.weight.T))
     assert scores.requires_grad  # an auxiliary loss on it trains the router
+
+
+def test_a_whole_model_decodes_on_either_mla_path() -> None:
+    """Setting ``absorb = False`` on every attention decodes the naive way, to the same logits."""
+    torch.manual_seed(0)
+    model = SimpleKimiK2(Config.tiny()).eval()
+    prompt = torch.randint(0, 50, (1, 6))
+
+    def decode() -> torch.Tensor:
+        cache = KVCache(model.config.num_layers)
+        return torch.cat([model(prompt[:, :4], cache), model(prompt[:, 4:5], cache), model(prompt[:, 5:], cache)], 1)
+
+    with torch.no_grad():
+        absorbed = decode()
+        for layer in model.layers:
+            layer.self_attn.absorb = False
+        naive = decode()
+    assert torch.allclose(naive, absorbed, atol=1e-5)
+    assert not torch.equal(naive, absorbed)  # two different computations, not one path run twice
