@@ -157,8 +157,8 @@ def balance_loss(scores: torch.Tensor, top_k: int, alpha: float) -> torch.Tensor
     itself while the correction bias is zero.
 
     DeepSeek-V3 computes it per sequence, with a tiny ``alpha`` (0.0001), as a complement to the
-    bias. Over a whole batch (pass it as one sequence, ``B = 1``) it is the expert-level balance
-    loss of Switch Transformer and DeepSeek-V2, where it is the main remedy with a far larger ``alpha``.
+    bias. Over a whole batch (pass it as one sequence, ``B = 1``) it takes the form of Switch
+    Transformer's load-balancing loss, there the main remedy, with ``alpha = 0.01``.
 
     Args:
         scores: ``(B, T, E)`` router affinities ``s`` (the sigmoid scores of :attr:`Router.last_scores`,
