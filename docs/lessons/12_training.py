@@ -329,6 +329,35 @@ print(verdict("the bias run", "the auxiliary-loss run", *paired(runs["bias"]["lo
 # than an auxiliary loss (V3 report, §4.5.2); V3 still keeps a tiny sequence-wise balance loss
 # (:math:`\alpha = 0.0001`) beside it.
 #
+# .. admonition:: Question: two cures, two mechanisms
+#    :class: hint
+#
+#    Both cures spread the load. Which one changes the function the optimiser minimises, and
+#    which one changes only what the forward pass computes? What does that mean for choosing
+#    :math:`\alpha` or :math:`\gamma_b`, and for comparing the runs' language-modelling losses?
+#
+# .. BEGIN SOLUTION
+#
+# .. admonition:: Answer: the loss changes the objective, the bias changes the routing
+#    :class: answer
+#
+#    The auxiliary loss is a term of the objective: its gradient, through :math:`P_i`, moves the
+#    router's weights and, through the hidden states the router reads, every layer below. The
+#    optimiser then minimises a mixture of language modelling and balance, and :math:`\alpha`
+#    sets the mixture: too small and the load stays uneven, too large and language modelling
+#    pays. That is why the auxiliary-loss run's language-modelling loss is the fair thing to
+#    compare (the page records it without the auxiliary term).
+#
+#    The bias is a buffer that no gradient touches. The objective stays the language-modelling
+#    loss; what changes is which experts the forward pass chooses, and with them which experts
+#    get trained and the sum that normalises the gate weights. :math:`\gamma_b` sets how fast
+#    the choices react, not what is optimised: too large a step makes the load oscillate, too
+#    small a step balances slowly (V3 used 0.001 over trillions of tokens). DeepSeek-V3's report
+#    gives this reason for the bias: too large an auxiliary loss impairs the model's performance
+#    (§2.1.2).
+#
+# .. END SOLUTION
+#
 # Pre-norm against post-norm
 # --------------------------
 # Kimi-K2, like DeepSeek-V3 and most recent language models, normalises the *input* of each

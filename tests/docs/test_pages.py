@@ -108,7 +108,7 @@ def test_training_page_is_reproducible(instructor_site: Path, student_site: Path
     """The two editions train the page's models in two separate runs: seeded and single-threaded, they print alike."""
     source = DOCS / "lessons" / "12_training.py"
     instructor, student = printed_outputs(page(instructor_site, source)), printed_outputs(page(student_site, source))
-    assert len(instructor) >= 8, "the training page printed less than its sections do"
+    assert len(instructor) >= 6, "the training page printed less than its six printing sections do"
     assert instructor == student, "the training page printed different numbers in the two editions: not deterministic"
     text = "\n".join(instructor)
     for verdict in ("Without balancing, routing", "With the bias update", "With the auxiliary loss", "Post-norm"):
