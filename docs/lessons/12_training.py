@@ -295,12 +295,21 @@ def verdict(a_name: str, b_name: str, diff: float, error: float) -> str:
 
 
 ceiling = cfg.n_routed_experts / cfg.num_experts_per_tok
+
+
+def idle_experts(count: int) -> str:
+    """How many experts of the model received no token over the last steps, as a clause."""
+    layers = sum(cfg.is_moe_layer(i) for i in range(cfg.num_layers))
+    total = f"the {layers * cfg.n_routed_experts} experts of its {layers} MoE layers"
+    return f"every one of {total} still received tokens" if count == 0 else f"{count} of {total} received none"
+
+
 worst = {name: max(summary[name]["imbalance"].tolist()) for name in summary}
 collapsed = worst["none"] > ceiling / 2
 print(
     ("Without balancing, routing collapsed" if collapsed else "Without balancing, routing did not collapse in this run")
     + f": over the last {LAST} steps the busiest expert of a layer had {worst['none']:.2f} times the mean load "
-    f"(the ceiling is {ceiling:.0f}), and {summary['none']['idle']} (layer, expert) pairs received no token at all."
+    f"(the ceiling is {ceiling:.0f}); {idle_experts(summary['none']['idle'])}."
 )
 for name in ("bias", "aux"):
     cured = worst[name] < worst["none"] / 2
