@@ -78,5 +78,6 @@ def similarity(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: each prints ratios measured in one run against a named baseline."""
     install(session, "test", "docs", "similarity")
-    for script in ("bench_model.py", "bench_grader.py", "bench_sandbox.py", "bench_docs.py", "bench_similarity.py"):
-        session.run("python", f"tests/benchmarks/{script}", *session.posargs)
+    benchmarks = ("bench_model", "bench_decode", "bench_grader", "bench_sandbox", "bench_docs", "bench_similarity")
+    for script in benchmarks:
+        session.run("python", f"tests/benchmarks/{script}.py", *session.posargs)

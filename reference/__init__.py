@@ -10,7 +10,7 @@ attention     the causal mask and scaled dot-product attention, written out
 gqa           grouped-query attention (the task sheet's skeleton)
 mla           multi-head latent attention, naive and absorbed
 mlp           the SwiGLU feed-forward block
-moe           sigmoid router, experts, shared experts, bias balancing
+moe           sigmoid router, experts, shared experts, load balancing
 cache         the KV cache
 model         :class:`DecoderLayer` and :class:`SimpleKimiK2`
 counting      parameter counts, FLOPs, KV-cache sizes in closed form
@@ -33,7 +33,7 @@ from .gqa import GroupedQueryAttention
 from .mla import MultiHeadLatentAttention
 from .mlp import SwiGLU
 from .model import DecoderLayer, SimpleKimiK2
-from .moe import Experts, MoE, Router, update_correction_bias
+from .moe import Experts, MoE, Router, balance_loss, update_correction_bias
 from .norm import RMSNorm
 from .rope import (
     apply_rope,
@@ -58,6 +58,7 @@ __all__ = [
     "SwiGLU",
     "YaRN",
     "apply_rope",
+    "balance_loss",
     "causal_mask",
     "count_activated_parameters",
     "count_parameters",

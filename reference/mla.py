@@ -46,7 +46,7 @@ class MultiHeadLatentAttention(nn.Module):
         super().__init__()
         self.num_heads = cfg.num_heads
         self.nope_dim, self.rope_dim, self.v_dim = cfg.qk_nope_head_dim, cfg.qk_rope_head_dim, cfg.v_head_dim
-        self.kv_lora_rank = cfg.kv_lora_rank
+        self.q_lora_rank, self.kv_lora_rank = cfg.q_lora_rank, cfg.kv_lora_rank
         self.scale = softmax_scale(cfg)  # 1/sqrt(qk_head_dim), times YaRN's mscale**2
         q_out = self.num_heads * cfg.qk_head_dim
         if cfg.q_lora_rank is None:
@@ -62,11 +62,14 @@ class MultiHeadLatentAttention(nn.Module):
         self.kv_a_layernorm = RMSNorm(self.kv_lora_rank)
         self.kv_b_proj = nn.Linear(self.kv_lora_rank, self.num_heads * (self.nope_dim + self.v_dim), bias=False)
         self.o_proj = nn.Linear(self.num_heads * self.v_dim, cfg.hidden_size, bias=False)
+        # The path forward takes when not told: None is absorbed with a cache, naive without. Set it
+        # to False to decode a whole model on the naive path (lesson 04 times both).
+        self.absorb: bool | None = None
 
     def queries(self, x: torch.Tensor, freqs_cis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-head queries split into the position-free part and the rotated part."""
         B, T, _ = x.shape
-        q = self.q_proj(x) if hasattr(self, "q_proj") else self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x)))
+        q = self.q_proj(x) if self.q_lora_rank is None else self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x)))
         q = q.view(B, T, self.num_heads, self.nope_dim + self.rope_dim)  # (B, T, H, nope + rope)
         q_nope, q_rope = q.split([self.nope_dim, self.rope_dim], dim=-1)
         return q_nope, apply_rope(q_rope, freqs_cis)
@@ -87,15 +90,16 @@ class MultiHeadLatentAttention(nn.Module):
     ) -> torch.Tensor:
         """``x``: ``(B, T, hidden)``; ``mask``: additive ``(T, S)``; returns ``(B, T, hidden)``.
 
-        ``absorb`` picks the path; by default the absorbed one when decoding with a cache.
-        Either way the cache holds only the latent and the rope key.
+        ``absorb`` picks the path; by default :attr:`absorb`'s, and if that is ``None`` the absorbed
+        one when decoding with a cache. Either way the cache holds only the latent and the rope key.
         """
         B, T, _ = x.shape
         q_nope, q_rope = self.queries(x, freqs_cis)  # (B, T, H, nope), (B, T, H, rope)
         latent, k_rope = self.latents(x, freqs_cis)  # (B, T, C), (B, T, rope)
         if cache is not None:
             latent, k_rope = append(cache, latent=latent, k_rope=k_rope)  # (B, S, C), (B, S, rope)
-        absorb = cache is not None if absorb is None else absorb
+        if absorb is None:
+            absorb = self.absorb if self.absorb is not None else cache is not None
         attend = self._absorbed if absorb else self._naive
         out = attend(q_nope, q_rope, latent, k_rope, mask)  # (B, T, H, v)
         return self.o_proj(out.reshape(B, T, self.num_heads * self.v_dim))
@@ -113,16 +117,24 @@ class MultiHeadLatentAttention(nn.Module):
         return out.transpose(1, 2)
 
     def _absorbed(self, q_nope, q_rope, latent, k_rope, mask) -> torch.Tensor:
-        """Attend in latent space: fold W^{UK} into the query and W^{UV} into the output."""
-        w = self.kv_b_proj.weight.view(self.num_heads, self.nope_dim + self.v_dim, self.kv_lora_rank)
+        """Attend in latent space: fold W^{UK} into the query and W^{UV} into the output.
+
+        Every head scores the same cached latents and rope keys, so the heads fold into the query
+        axis: one ``(T*H, C) @ (C, S)`` product per sequence reads the cache once for all heads, and
+        nothing is copied or expanded per head (absorbed MLA is multi-query attention in latent space).
+        """
+        B, T, H, _ = q_nope.shape
+        w = self.kv_b_proj.weight.view(H, self.nope_dim + self.v_dim, self.kv_lora_rank)
         w_uk, w_uv = w[:, : self.nope_dim], w[:, self.nope_dim :]  # (H, nope, C), (H, v, C)
-        q_latent = torch.einsum("bthd,hdc->bthc", q_nope, w_uk)  # (B, T, H, C)
+        q_latent = torch.bmm(q_nope.reshape(B * T, H, -1).transpose(0, 1), w_uk)  # (H, B*T, C): W^{UK}_h^T q^C per head
+        q_latent = q_latent.transpose(0, 1).reshape(B, T * H, -1)  # (B, T*H, C)
         scores = (
-            torch.einsum("bthc,bsc->bhts", q_latent, latent)  # content: q^C . k^C without expanding k
-            + torch.einsum("bthr,bsr->bhts", q_rope, k_rope)  # position: shared rope key
-        ) * self.scale  # (B, H, T, S)
+            torch.bmm(q_latent, latent.transpose(1, 2))  # content: q^C . k^C without expanding k, (B, T*H, S)
+            + torch.bmm(q_rope.reshape(B, T * H, -1), k_rope.transpose(1, 2))  # position: the shared rope key
+        ).view(B, T, H, -1) * self.scale  # (B, T, H, S)
         if mask is not None:
-            scores = scores + mask
+            scores = scores + mask[:, None, :]  # (T, 1, S)
         weights = torch.softmax(scores.float(), dim=-1).to(q_nope.dtype)
-        context = torch.einsum("bhts,bsc->bthc", weights, latent)  # (B, T, H, C)
-        return torch.einsum("bthc,hvc->bthv", context, w_uv)  # (B, T, H, v)
+        context = torch.bmm(weights.view(B, T * H, -1), latent)  # (B, T*H, C): the weighted sum of latents
+        out = torch.bmm(context.view(B * T, H, -1).transpose(0, 1), w_uv.transpose(1, 2))  # (H, B*T, v): W^{UV}_h, once
+        return out.transpose(0, 1).reshape(B, T, H, -1)  # (B, T, H, v)

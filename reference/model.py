@@ -84,6 +84,21 @@ class SimpleKimiK2(nn.Module):
         if config.tie_word_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
         self.apply(_init_weights)
+        self._freqs_cis: torch.Tensor | None = None  # RoPE rotations of positions 0.., see rotations()
+
+    def rotations(self, start: int, T: int, device: torch.device) -> torch.Tensor:
+        """RoPE's rotations for positions ``start .. start + T - 1``, ``(T, rope_dim/2)``, complex.
+
+        Computed once for a range of positions and sliced, as DeepSeek's own code precomputes
+        ``freqs_cis``: a decoding step then costs one slice instead of recomputing YaRN's frequencies.
+        The range doubles whenever a longer sequence comes, so nothing is computed for positions never used.
+        """
+        end = start + T
+        cached = self._freqs_cis
+        if cached is None or len(cached) < end or cached.device != device:
+            size = max(end, 2 * len(cached)) if cached is not None else end
+            self._freqs_cis = cached = precompute_freqs_cis(self.config, size).to(device)  # (size, rope_dim/2)
+        return cached[start:end]
 
     def forward(self, input_ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """``input_ids``: ``(B, T)`` token ids. Returns logits ``(B, T, vocab_size)``.
@@ -92,7 +107,7 @@ class SimpleKimiK2(nn.Module):
         """
         T = input_ids.shape[1]
         start = cache.length if cache is not None else 0
-        freqs_cis = precompute_freqs_cis(self.config, T, start).to(input_ids.device)  # (T, rope_dim/2)
+        freqs_cis = self.rotations(start, T, input_ids.device)  # (T, rope_dim/2)
         # One new token may see everything before it: no mask needed.
         mask = causal_mask(T, start + T, device=input_ids.device) if T > 1 else None  # (T, S)
         h = self.embed_tokens(input_ids)  # (B, T, hidden)

@@ -49,11 +49,14 @@ class Router(nn.Module):
         self.weight = nn.Parameter(torch.empty(cfg.n_routed_experts, cfg.hidden_size))  # one centroid e_i each
         # A buffer, not a parameter: no gradient moves it, update_correction_bias does.
         self.register_buffer("e_score_correction_bias", torch.zeros(cfg.n_routed_experts))
+        # The affinities s of the last call, (N, E), kept for an auxiliary loss (see balance_loss).
+        self.last_scores: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x``: ``(N, hidden)`` tokens. Returns ``weights`` ``(N, k)`` and expert ``indices`` ``(N, k)``."""
         N = x.shape[0]
         scores = torch.sigmoid(F.linear(x.float(), self.weight.float()))  # (N, E) affinities s_i
+        self.last_scores = scores
         biased = scores + self.e_score_correction_bias  # (N, E) used only to choose
         if self.n_group > 1:
             grouped = biased.view(N, self.n_group, -1)  # (N, G, E/G)
@@ -96,15 +99,16 @@ class Experts(nn.Module):
         # index_select/index_copy rather than x[...] / y[...]: their backward passes are a plain
         # scatter-add and gather, where fancy indexing's backward sorts again.
         grouped = x.index_select(0, order // k)  # (N*k, H) each token once per chosen expert, grouped by expert
-        # unbind and split, not gate_proj[e] and grouped[a:b]: their backward passes assemble each
-        # gradient once, where every slice's backward would fill a zero tensor of the full size.
-        gate, up, down = self.gate_proj.unbind(0), self.up_proj.unbind(0), self.down_proj.unbind(0)
+        # Under autograd, unbind and split, not gate_proj[e] and grouped[a:b]: their backward passes
+        # assemble each gradient once, where every slice's backward would fill a zero tensor of the
+        # full size. Without autograd (decoding) indexing the few chosen experts beats making E views.
+        stacks = (self.gate_proj, self.up_proj, self.down_proj)
+        gate, up, down = (w.unbind(0) for w in stacks) if torch.is_grad_enabled() else stacks
+        active = [expert for expert, count in enumerate(counts) if count]  # an expert no token chose costs nothing
         outputs = []
-        for expert, h in enumerate(grouped.split(counts)):  # h: (count, H), the rows for this expert
-            if len(h) == 0:
-                continue  # an expert no token chose costs nothing
+        for expert, h in zip(active, grouped.split([counts[e] for e in active]), strict=True):  # h: (count, H)
             outputs.append(F.linear(F.silu(F.linear(h, gate[expert])) * F.linear(h, up[expert]), down[expert]))
-        y = torch.cat(outputs) * weights.flatten()[order, None]  # (N*k, H), weighted, grouped by expert
+        y = torch.cat(outputs) * weights.flatten().index_select(0, order)[:, None]  # (N*k, H), weighted, grouped
         unsorted = torch.empty_like(y).index_copy(0, order, y)  # back to (token, slot) order
         return unsorted.view(N, k, -1).sum(dim=1)  # summed over each token's k experts
 
@@ -144,3 +148,34 @@ def update_correction_bias(bias: torch.Tensor, expert_load: torch.Tensor, gamma:
     load = expert_load.float()
     bias += gamma * torch.sign(load.mean() - load)
     return bias
+
+
+def balance_loss(scores: torch.Tensor, top_k: int, alpha: float) -> torch.Tensor:
+    r"""The auxiliary balance loss in the form of DeepSeek-V3's report (eqs. 17 to 20), averaged over sequences.
+
+    .. math::  \mathcal{L}_{\mathrm{Bal}} = \alpha \sum_{i=1}^{N_r} f_i P_i, \quad
+               f_i = \frac{N_r}{K_r T} \sum_{t=1}^{T} \mathbb{1}\big(s_{i,t} \in \mathrm{TopK}(s_{:,t}, K_r)\big),
+               \quad P_i = \frac{1}{T} \sum_{t=1}^{T} \frac{s_{i,t}}{\sum_j s_{j,t}}
+
+    ``f_i`` is expert ``i``'s share of the routed slots, scaled so that even routing gives 1 (a
+    count: no gradient flows through it); ``P_i`` is its mean normalised affinity, through which the
+    gradient lowers the affinities of the busy experts. With even load every ``f_i`` is 1 and the
+    loss is ``alpha``; the more the tokens' top-K agree on a few experts, the larger it grows. As
+    eq. 18 writes it, ``f_i`` counts the top-K of the unbiased affinities, which is the routing
+    itself while the correction bias is zero.
+
+    DeepSeek-V3 computes it per sequence, with a tiny ``alpha`` (0.0001), as a complement to the
+    bias. Over a whole batch (pass it as one sequence, ``B = 1``) it takes the form of Switch
+    Transformer's load-balancing loss, there the main remedy, with ``alpha = 0.01``.
+
+    Args:
+        scores: ``(B, T, E)`` router affinities ``s`` (the sigmoid scores of :attr:`Router.last_scores`,
+            viewed per sequence).
+        top_k: experts chosen per token, ``K_r``.
+        alpha: the balance factor.
+    """
+    T, E = scores.shape[1:]
+    chosen = torch.zeros_like(scores).scatter(-1, scores.topk(top_k, dim=-1).indices, 1.0)  # (B, T, E), 1 if chosen
+    f = chosen.sum(dim=1) * E / (top_k * T)  # (B, E)
+    P = (scores / scores.sum(dim=-1, keepdim=True)).mean(dim=1)  # (B, E)
+    return alpha * (f * P).sum(dim=-1).mean()

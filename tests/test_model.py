@@ -6,7 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reference import Config, KVCache, MoE, SimpleKimiK2, kv_cache_numbers_per_token, update_correction_bias
+from reference import (
+    Config,
+    KVCache,
+    MoE,
+    SimpleKimiK2,
+    balance_loss,
+    kv_cache_numbers_per_token,
+    update_correction_bias,
+)
 from reference.attention import causal_mask
 from reference.mla import MultiHeadLatentAttention
 from reference.rope import precompute_freqs_cis
@@ -148,3 +156,76 @@ def test_state_dict_names_follow_hugging_face(cfg: Config) -> None:
         "layers.1.mlp.shared_experts.gate_proj.weight", "layers.1.mlp.shared_experts.up_proj.weight",
         "layers.1.mlp.shared_experts.down_proj.weight",
     }  # fmt: skip
+
+
+def test_experts_agree_with_and_without_autograd() -> None:
+    """Training (unbound expert weights) and decoding (indexed ones) take two paths to one result."""
+    torch.manual_seed(0)
+    cfg = Config.tiny().with_(n_group=1, topk_group=1)
+    moe = MoE(cfg)
+    for w in (moe.gate.weight, moe.experts.gate_proj, moe.experts.up_proj, moe.experts.down_proj):
+        torch.nn.init.normal_(w, std=0.1)
+    tokens = torch.randn(1, 40, cfg.hidden_size)
+    with_grad = moe(tokens)
+    assert with_grad.requires_grad
+    with torch.no_grad():
+        assert torch.equal(moe(tokens), with_grad.detach())
+
+
+def test_rotations_are_precomputed_frequencies_sliced() -> None:
+    """The model's cached RoPE rotations equal a fresh computation for every range, however it grew."""
+    model = SimpleKimiK2(Config.tiny())
+    for start, length in ((0, 3), (3, 1), (4, 20), (0, 200), (150, 7)):
+        got = model.rotations(start, length, torch.device("cpu"))
+        assert torch.equal(got, precompute_freqs_cis(model.config, length, start)), (start, length)
+
+
+def test_balance_loss_is_alpha_for_even_load_and_grows_as_routing_collapses() -> None:
+    E, K, T, alpha = 8, 2, 8, 0.01
+    hi, lo = torch.sigmoid(torch.tensor(2.0)).item(), torch.sigmoid(torch.tensor(-2.0)).item()
+    even = torch.full((T, E), lo)
+    for t in range(T):  # token t prefers experts t and t+1: every expert chosen twice, f_i = 1
+        even[t, t] = even[t, (t + 1) % E] = hi
+    collapsed = torch.full((T, E), lo)
+    collapsed[:, :2] = hi  # every token prefers experts 0 and 1: f_0 = f_1 = E / K, the others 0
+    by_hand = alpha * 2 * (E / K) * hi / (2 * hi + (E - 2) * lo)
+    assert balance_loss(even[None], K, alpha).item() == pytest.approx(alpha)
+    assert balance_loss(collapsed[None], K, alpha).item() == pytest.approx(by_hand)
+    assert by_hand > 2 * alpha
+    both = torch.stack([even, collapsed])  # (B=2, T, E): the loss is the mean over the sequences
+    assert balance_loss(both, K, alpha).item() == pytest.approx((alpha + by_hand) / 2)
+
+    logits = torch.logit(collapsed).requires_grad_()
+    balance_loss(torch.sigmoid(logits)[None], K, alpha).backward()
+    assert (logits.grad[:, :2] > 0).all() and (logits.grad[:, 2:] < 0).all()  # descent: busy experts down
+
+
+def test_router_keeps_the_affinities_of_its_last_call() -> None:
+    torch.manual_seed(0)
+    cfg = Config.tiny()
+    moe = MoE(cfg)
+    torch.nn.init.normal_(moe.gate.weight)
+    tokens = torch.randn(1, 5, cfg.hidden_size)
+    moe(tokens)
+    scores = moe.gate.last_scores  # (N, E)
+    assert torch.allclose(scores, torch.sigmoid(tokens[0] @ moe.gate.weight.T))
+    assert scores.requires_grad  # an auxiliary loss on it trains the router
+
+
+def test_a_whole_model_decodes_on_either_mla_path() -> None:
+    """Setting ``absorb = False`` on every attention decodes the naive way, to the same logits."""
+    torch.manual_seed(0)
+    model = SimpleKimiK2(Config.tiny()).eval()
+    prompt = torch.randint(0, 50, (1, 6))
+
+    def decode() -> torch.Tensor:
+        cache = KVCache(model.config.num_layers)
+        return torch.cat([model(prompt[:, :4], cache), model(prompt[:, 4:5], cache), model(prompt[:, 5:], cache)], 1)
+
+    with torch.no_grad():
+        absorbed = decode()
+        for layer in model.layers:
+            layer.self_attn.absorb = False
+        naive = decode()
+    assert torch.allclose(naive, absorbed, atol=1e-5)
+    assert not torch.equal(naive, absorbed)  # two different computations, not one path run twice

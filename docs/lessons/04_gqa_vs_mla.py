@@ -27,6 +27,9 @@ large mixture of experts, and the cache's share grows with the context and the n
 sequences. Both GQA and MLA attack the cache's size.
 """
 
+import statistics
+import time
+
 import matplotlib.pyplot as plt
 import torch
 
@@ -35,6 +38,8 @@ from reference import (
     KVCache,
     MultiHeadLatentAttention,
     SimpleKimiK2,
+    count_activated_parameters,
+    count_parameters,
     kv_cache_bytes_per_token,
     kv_cache_numbers_per_token,
     precompute_freqs_cis,
@@ -235,3 +240,144 @@ print(
 #    MLA's low-rank query path there mainly saves activation memory.
 #
 # .. END SOLUTION
+
+# %%
+# Decoding, measured
+# ------------------
+# The cache sizes above are arithmetic; what a decoding step costs has to be measured. Three
+# small models of about the same size, each two layers with dense MLPs (so that they differ
+# only in their attention), generate tokens after contexts of 256 to 8,192 tokens:
+#
+# * **MLA, absorbed**: the reference's default when decoding, scoring the query against the
+#   cached latents directly;
+# * **MLA, naive**: the same model and weights with ``absorb = False`` on every attention, so
+#   each step expands every cached latent into per-head keys and values through ``kv_b_proj``,
+#   as transformers does (checked in 5.24);
+# * **GQA**: the task sheet's attention with 2 K/V heads for 8 query heads.
+#
+# A step's work depends on how much the cache holds, not on what it holds, so instead of
+# prefilling thousands of tokens each layer's cache is filled with random numbers of the shapes
+# its attention caches (the latents' scale: an RMS-normalised latent has entries of about 1).
+# Each figure is the median CPU time of a few steps on one thread, measured while this page was
+# built on a machine that may have been busy with other work: expect tens of percent of noise.
+
+decode_mla = Config.tiny().with_(
+    name="MLA", vocab_size=256, hidden_size=256, num_layers=2, num_heads=8, intermediate_size=512,
+    q_lora_rank=96, kv_lora_rank=64, qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32,
+    n_routed_experts=0, rope_scaling=None,
+)  # fmt: skip
+decode_gqa = Config.lesson().with_(
+    name="GQA", vocab_size=256, hidden_size=256, num_layers=2, num_heads=8, num_kv_heads=2, head_dim=32,
+    intermediate_size=512,
+)  # fmt: skip
+torch.manual_seed(0)
+decoders = {
+    "MLA, absorbed": SimpleKimiK2(decode_mla).eval(),
+    "MLA, naive": SimpleKimiK2(decode_mla).eval(),
+    "GQA": SimpleKimiK2(decode_gqa).eval(),
+}
+for layer in decoders["MLA, naive"].layers:
+    layer.self_attn.absorb = False
+decode_configs = {"MLA, absorbed": decode_mla, "MLA, naive": decode_mla, "GQA": decode_gqa}
+cache_bytes = {  # float32, 4 bytes a number, all layers
+    name: kv_cache_bytes_per_token(c, "mla" if c.attention == "mla" else "gqa", bytes_per_number=4)
+    for name, c in decode_configs.items()
+}
+expanded_bytes = kv_cache_bytes_per_token(decode_mla, "mla-expanded", bytes_per_number=4)
+for name, c in decode_configs.items():
+    print(f"{name:>14}: {count_parameters(c):,} parameters, cache {cache_bytes[name]:,} bytes per token")
+print(f"{'':>14}  the naive path also builds {expanded_bytes:,} bytes per cached token at every step")
+
+# %%
+# The clock: a cache made to look like ``context`` tokens, then the median of a few greedy steps.
+
+
+def filled_cache(model: SimpleKimiK2, context: int) -> KVCache:
+    """A cache that looks like ``context`` tokens: one real token shows the shapes, random numbers fill them."""
+    cache = KVCache(model.config.num_layers)
+    model(torch.zeros(1, 1, dtype=torch.long), cache)
+    numbers = torch.Generator().manual_seed(context)
+    for store in cache.layers:
+        for key, tensor in store.items():
+            store[key] = torch.randn(1, context, *tensor.shape[2:], generator=numbers)  # (B, S, ...)
+    cache.length = context
+    return cache
+
+
+@torch.no_grad()
+def ms_per_token(model: SimpleKimiK2, context: int, steps: int = 7) -> float:
+    """Median CPU time of one greedy step after ``context`` cached tokens, after one warm-up step."""
+    cache = filled_cache(model, context)
+    token = torch.zeros(1, 1, dtype=torch.long)
+    times = []
+    for step in range(steps + 1):
+        start = time.process_time()  # this process's CPU time: other processes barely disturb it
+        token = model(token, cache)[:, -1].argmax(dim=-1, keepdim=True)
+        if step:
+            times.append(time.process_time() - start)
+    return 1000 * statistics.median(times)
+
+
+# %%
+# The three models take turns at each context length, so that whatever else the machine was
+# doing hit all three alike:
+
+decode_threads = torch.get_num_threads()
+torch.set_num_threads(1)
+contexts = [256, 512, 1024, 2048, 4096, 8192]
+timings = {name: [] for name in decoders}
+for context in contexts:
+    for name, model in decoders.items():  # interleaved, so that machine noise hits all three alike
+        timings[name].append(ms_per_token(model, context))
+torch.set_num_threads(decode_threads)
+
+print(f"{'ms per token':>14}" + "".join(f"{c:>7,}" for c in contexts) + f"{'cache bytes/token':>19}")
+for name in decoders:
+    print(f"{name:>14}" + "".join(f"{t:>7.2f}" for t in timings[name]) + f"{cache_bytes[name]:>19,}")
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 3.6))
+for name in decoders:
+    ax.plot(contexts, timings[name], "o-", label=f"{name} ({cache_bytes[name]:,} cache bytes per token)")
+ax.set_xscale("log", base=2)
+ax.set_yscale("log")
+ax.set_xticks(contexts, [f"{c:,}" for c in contexts])
+ax.set_xlabel("context length (tokens already cached)")
+ax.set_ylabel("ms per generated token")
+ax.set_title("One decoding step, two-layer models, one CPU thread")
+ax.legend(fontsize=8)
+fig.tight_layout()
+
+# %%
+# The same numbers as multiples of the absorbed path's step:
+
+print(f"{'x absorbed':>14}" + "".join(f"{c:>7,}" for c in contexts))
+for name, t in timings.items():
+    print(f"{name:>14}" + "".join(f"{v / a:>7.1f}" for v, a in zip(t, timings["MLA, absorbed"], strict=True)))
+for index in (0, len(contexts) - 1):
+    fastest = min(timings, key=lambda name: timings[name][index])
+    print(f"fastest at {contexts[index]:,} cached tokens: {fastest}")
+
+# %%
+# What a step costs has two parts. One does not grow with the context: the projections, the
+# MLPs and the LM head, whose weights are read once per token. The other grows with every cached
+# token, and there the three attentions differ. The naive path multiplies each cached latent by
+# ``kv_b_proj`` again at every step, a matrix product per cached token per layer
+# (:math:`2 \cdot d_c \cdot n_h (d_h + d_v)` FLOPs; 2·64·512 here, 2·512·32,768 for DeepSeek-V3).
+# GQA reads its two K/V heads and repeats them for the eight query heads. The absorbed path reads
+# each latent once for all heads, with :math:`2 n_h (d_c + d^R_h)` FLOPs per cached token for
+# the scores and :math:`2 n_h d_c` for the weighted sum. On a CPU, copying the growing cache at
+# each step (the reference appends with ``torch.cat``) and allocating memory add to every path.
+#
+# On an accelerator, where reading memory rather than arithmetic bounds a decoding step, what
+# counts is bytes read per step: the cache, and the weights. At a batch of one the weights are
+# read once per generated token too, and for a large model they weigh more than the cache until
+# the context is long. For Kimi-K2 in bf16 (from :func:`reference.count_activated_parameters`
+# and :func:`reference.kv_cache_bytes_per_token`), the bytes of weights one step reads and the
+# context at which one sequence's cache would weigh as much:
+
+weight_bytes = 2 * (count_activated_parameters(kimi) - kimi.vocab_size * kimi.hidden_size)  # the embedding: one row
+print(f"weights read per generated token: {weight_bytes / 1e9:.1f} GB")
+for scheme in ("mla", "mha"):
+    per_token = kv_cache_bytes_per_token(kimi, scheme)
+    print(f"{scheme} cache: {per_token:,} bytes per token, {weight_bytes / per_token:,.0f} tokens to match the weights")

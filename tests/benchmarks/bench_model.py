@@ -78,6 +78,16 @@ def build_pair() -> tuple[SimpleKimiK2, DeepseekV3ForCausalLM]:
     return ours, hf
 
 
+def use_threads(threads: int) -> tuple[Callable[[], float], str]:
+    """Set torch's thread count; return the clock to time by and its name.
+
+    One thread: the process's CPU time, which other processes on a shared machine barely disturb.
+    More: wall-clock time, since CPU time would add the threads up.
+    """
+    torch.set_num_threads(threads)
+    return (time.process_time, "process CPU time") if threads == 1 else (time.perf_counter, "wall")
+
+
 def median_seconds(
     runs: dict[str, Callable[[], None]], warmup: int, repeats: int, clock: Callable[[], float]
 ) -> dict[str, float]:
@@ -156,8 +166,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1, help="torch threads; above 1, time by wall clock")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    clock, clock_name = (time.process_time, "process CPU time") if args.threads == 1 else (time.perf_counter, "wall")
+    clock, clock_name = use_threads(args.threads)
 
     ours, hf = build_pair()
     n_params = count_parameters(ours.config)

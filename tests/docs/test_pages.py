@@ -21,7 +21,7 @@ def page(site: Path, source: Path) -> str:
 
 def test_every_lesson_page_ran(site: Path) -> None:
     """pytorch/tutorials' check: a page that never ran reports 0 minutes 0.000 seconds."""
-    assert len(lesson_sources()) >= 10, "the task sheet's ten pages, at least"
+    assert len(lesson_sources()) == 12, "the task sheet's ten pages, Kimi-K2's changes and the training page"
     for source in lesson_sources():
         html = page(site, source)
         times = _RUN_TIME.findall(html)
@@ -122,3 +122,19 @@ def test_index_numbers_are_computed_by_reference(site: Path) -> None:
     html = (site / "index.html").read_text(encoding="utf-8")
     for count in (count_parameters(Config.kimi_k2()), count_activated_parameters(Config.kimi_k2())):
         assert f"{count:,}" in html, f"index.html does not show {count:,}, computed by reference"
+
+
+def printed_outputs(html: str) -> list[str]:
+    """The text each code block of a gallery page printed, in page order."""
+    return re.findall(r'<div class="sphx-glr-script-out[^"]*"><div class="highlight"><pre>(.*?)</pre>', html, re.DOTALL)
+
+
+def test_training_page_is_reproducible(instructor_site: Path, student_site: Path) -> None:
+    """The two editions train the page's models in two separate runs: seeded and single-threaded, they print alike."""
+    source = DOCS / "lessons" / "12_training.py"
+    instructor, student = printed_outputs(page(instructor_site, source)), printed_outputs(page(student_site, source))
+    assert len(instructor) >= 6, "the training page printed less than its six printing sections do"
+    assert instructor == student, "the training page printed different numbers in the two editions: not deterministic"
+    text = "\n".join(instructor)
+    for verdict in ("Without balancing, routing", "With the bias update", "With the auxiliary loss", "Post-norm"):
+        assert verdict in text, f"the training page never printed its sentence starting {verdict!r}"
