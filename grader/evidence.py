@@ -62,6 +62,10 @@ class Evidence:
         """A validated observation, or AssertionError: what failed while ``doing`` this, and why."""
         result = self.runs[run]
         if result.outcome is None:
+            if result.spec.needs in self.submission.code_errors:  # there, but unreadable: say why, and what it costs
+                raise AssertionError(
+                    f"{sentence(result.skipped)} The checks on {result.spec.needs} cannot run until it can be read."
+                )
             raise AssertionError(
                 f"{result.skipped}: this check needs it (start from submissions/_template/{result.spec.needs})."
             )

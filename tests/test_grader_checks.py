@@ -6,6 +6,7 @@ accepted or rejected form of an answer is pinned down without starting a sandbox
 
 from __future__ import annotations
 
+import codecs
 import math
 import os
 from pathlib import Path
@@ -297,6 +298,34 @@ def test_answers_toml_problems_become_messages() -> None:
         parse_answers(nested)
 
 
+def test_answers_saved_by_windows_editors_read_as_written() -> None:
+    """Notepad's UTF-8 byte-order mark and CRLF line ends are TOML like any other; UTF-16 is named."""
+    text = '[quiz]\r\nq1 = "b"\r\nq3 = """Two\r\nlines."""\r\n'
+    assert parse_answers(codecs.BOM_UTF8 + text.encode()) == {"quiz": {"q1": "b", "q3": "Two\nlines."}}
+    with pytest.raises(ValueError) as caught:
+        parse_answers(text.encode("utf-16"))
+    assert str(caught.value) == (
+        "answers.toml is saved as UTF-16 (Unicode); save it as UTF-8 (in Notepad: Save as, Encoding: UTF-8)."
+    )
+
+
+def test_a_folder_where_a_file_belongs_is_named_plainly(tmp_path: Path) -> None:
+    (tmp_path / "model.py").mkdir()
+    (tmp_path / "model.py" / "model.py").write_text("x = 1\n")
+    (tmp_path / "answers.toml").mkdir()
+    sub = read_submission(tmp_path, "learner")
+    folder = "is a folder, not a file: replace it with the file {0} itself (the grader does not look inside folders)"
+    assert sub.code_errors == {"model.py": "model.py " + folder.format("model.py")}
+    assert sub.answers_error == "answers.toml " + folder.format("answers.toml") + "."
+    spec = next(s for s in run_specs(draw(0)) if s.name == "config")
+    ev = Evidence(sub, draw(0), {"config": RunResult(spec, None, sub.code_errors["model.py"])})
+    with pytest.raises(AssertionError) as caught:
+        ev.observe("config", "defaults", "Config()")
+    assert str(caught.value) == (
+        "model.py " + folder.format("model.py") + ". The checks on model.py cannot run until it can be read."
+    )
+
+
 def test_files_are_read_without_following_links_and_within_their_cap(tmp_path: Path) -> None:
     (tmp_path / "real.py").write_text("x = 1\n")
     os.symlink(tmp_path / "real.py", tmp_path / "model.py")
@@ -305,7 +334,7 @@ def test_files_are_read_without_following_links_and_within_their_cap(tmp_path: P
     assert str(caught.value) == "model.py is a symbolic link; submit the file itself"
     with pytest.raises(OSError) as caught:
         read_capped(tmp_path / "real.py", 3)
-    assert str(caught.value) == "real.py is larger than the 3 bytes the grader reads"
+    assert str(caught.value) == "real.py is larger than the 3 bytes the grader reads; make it smaller"
 
 
 def test_folders_that_are_not_submissions_are_usage_errors(tmp_path: Path) -> None:
