@@ -137,7 +137,7 @@ def read_capped(path: Path, limit: int) -> bytes:
             raise OSError(f"{path.name} is a symbolic link; submit the file itself") from None
         if exc.errno == errno.ENOENT:
             raise FileNotFoundError(f"{path.name} is missing") from None
-        raise OSError(f"{path.name} cannot be read ({exc.strerror}); make it a readable file") from None
+        raise OSError(f"{path.name} cannot be read ({exc.strerror})") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
@@ -150,7 +150,7 @@ def read_capped(path: Path, limit: int) -> bytes:
     with os.fdopen(fd, "rb") as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:
-        raise OSError(f"{path.name} is larger than the {limit:,} bytes the grader reads; make it smaller")
+        raise OSError(f"{path.name} is larger than the {limit:,} bytes the grader reads")
     return data
 
 

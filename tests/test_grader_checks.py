@@ -7,6 +7,7 @@ accepted or rejected form of an answer is pinned down without starting a sandbox
 from __future__ import annotations
 
 import codecs
+import json
 import math
 import os
 from pathlib import Path
@@ -23,13 +24,15 @@ from grader.checks.check_params import check_lesson_total_reference
 from grader.checks.check_quiz import check_q1, check_q2, check_q3
 from grader.draws import draw, student_seed
 from grader.evidence import Evidence
-from grader.experiments import RunResult
+from grader.experiments import RunResult, Unobserved
 from grader.feedback import shape
 from grader.names import unknown_names
 from grader.observations import Int, ListOf, ObservationError, Observed, Record, TensorSpec
 from grader.reports.files import feedback_md
 from grader.rubrics import Q3_RUBRIC
 from grader.runs import run_specs
+from grader.sandbox import Limits
+from grader.sandbox.verdict import judge
 from grader.scoring import CheckSpec, ManualReview, Partial, ScoringPlugin, with_docs
 from grader.submission import (
     ANSWERS_MAX_DEPTH,
@@ -326,6 +329,29 @@ def test_a_folder_where_a_file_belongs_is_named_plainly(tmp_path: Path) -> None:
     )
 
 
+def test_run_failures_read_as_sentences_with_what_to_do() -> None:
+    """A name missing from model.py points to the template; an empty MemoryError and output ending in ":" join
+    the message without a stray colon."""
+    d, sub = draw(0), Submission("learner", Path("learner"), {}, None)
+    spec = next(s for s in run_specs(d) if s.name == "config")
+    missing = Unobserved("run", "AttributeError: module 'model' has no attribute 'Config'")
+    ev = Evidence(sub, d, {"config": RunResult(spec, SimpleNamespace(), experiments={"defaults": missing})})
+    with pytest.raises(AssertionError) as caught:
+        ev.observe("config", "defaults", "Config()")
+    assert str(caught.value) == (
+        "Config() failed: AttributeError: module 'model' has no attribute 'Config'. model.py defines no Config: "
+        "keep the names of submissions/_template/model.py"
+    )
+    envelope = {"nonce": "n", "kind": "memory", "error": "MemoryError: "}
+    outcome = judge({"result": json.dumps(envelope), "tail": "Traceback (most recent call last):\n"}, "n", Limits())
+    assert outcome.message.endswith("keeps growing?) (MemoryError)")
+    run = RunResult(spec, outcome, experiments={"defaults": Unobserved("sandbox", outcome.message)})
+    ev = Evidence(sub, d, {"config": run})
+    with pytest.raises(AssertionError) as caught:
+        ev.observe("config", "defaults", "Config()")
+    assert str(caught.value).endswith('(MemoryError). Its last output: "Traceback (most recent call last):"')
+
+
 def test_files_are_read_without_following_links_and_within_their_cap(tmp_path: Path) -> None:
     (tmp_path / "real.py").write_text("x = 1\n")
     os.symlink(tmp_path / "real.py", tmp_path / "model.py")
@@ -334,7 +360,7 @@ def test_files_are_read_without_following_links_and_within_their_cap(tmp_path: P
     assert str(caught.value) == "model.py is a symbolic link; submit the file itself"
     with pytest.raises(OSError) as caught:
         read_capped(tmp_path / "real.py", 3)
-    assert str(caught.value) == "real.py is larger than the 3 bytes the grader reads; make it smaller"
+    assert str(caught.value) == "real.py is larger than the 3 bytes the grader reads"
 
 
 def test_folders_that_are_not_submissions_are_usage_errors(tmp_path: Path) -> None:
@@ -367,7 +393,9 @@ def test_the_points_table_adds_up_to_100_with_unique_numbered_checks() -> None:
     table = grader.points_table()
     assert sum(row["points"] for row in table) == 100
     assert len({row["number"] for row in table}) == len({row["name"] for row in table}) == len(table) == 17
-    assert [row["number"] for row in table] == sorted((row["number"] for row in table), key=lambda n: n.split("."))
+    assert [row["number"] for row in table] == sorted(
+        (row["number"] for row in table), key=lambda n: [int(x) for x in n.split(".")]
+    )
     assert all(row["docs"].startswith("auto_examples/") and row["what"] for row in table)
     written = grader.written_table()
     assert [row["key"] for row in written][-2:] == ["advanced.mla", "diagram"]
