@@ -49,7 +49,8 @@ from reference import causal_mask, precompute_freqs_cis
 from .draws import reference_config, reference_weights
 from .observations import Observed
 
-TOLERANCE = 1e-4  # largest logit difference accepted, relative to the logits' size (at least 1)
+TOLERANCE_TEXT = "1e-4"  # largest logit difference accepted, relative to the logits' size (at least 1)
+TOLERANCE = float(TOLERANCE_TEXT)
 THETAS = (10000.0, 50000.0, 500000.0, 1000000.0)  # DeepSeek-V3 (the reference), Kimi-K2, Llama 3, Qwen 2
 DEFAULT_EPS = 1e-6
 # Weights a learner may hold in one matrix, stacked along the rows in this order (sent to the probe).

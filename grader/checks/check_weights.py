@@ -16,7 +16,7 @@ import torch
 from grader.draws import reference_config, reference_weights
 from grader.evidence import Evidence
 from grader.feedback import config_call, max_diff, number, shape
-from grader.matching import THETAS, TOLERANCE, Comparison, compare
+from grader.matching import THETAS, TOLERANCE_TEXT, Comparison, compare
 from grader.observations import Observed
 from grader.scoring import ManualReview, check
 from reference import count_parameters
@@ -152,7 +152,7 @@ def hyperparameters(observed: dict[str, Any], result: Comparison) -> str:
     "4.11",
     "model.matches_reference",
     12,
-    f"With the reference's weights, the logits equal the lesson architecture's within {TOLERANCE:g} "
+    f"With the reference's weights, the logits equal the lesson architecture's within {TOLERANCE_TEXT} "
     "(any common RoPE layout or head grouping)",
     "auto_examples/07_skeleton.html",
 )
