@@ -22,7 +22,7 @@ from grader.checks.check_mask import check_causal_mask
 from grader.checks.check_model import check_causal, check_uses_context
 from grader.checks.check_params import check_lesson_total_reference
 from grader.checks.check_quiz import check_q1, check_q2, check_q3
-from grader.draws import draw, student_seed
+from grader.draws import draw, reference_weights, student_seed
 from grader.evidence import Evidence
 from grader.experiments import RunResult, Unobserved
 from grader.feedback import shape
@@ -429,6 +429,23 @@ def test_draws_are_fresh_per_seed_and_per_student_and_replayable() -> None:
             a != b for a, b in zip(d.causal[0][0][d.causal_split :], d.causal[1][0][d.causal_split :], strict=True)
         )
         assert d.context[0][0][0] != d.context[1][0][0] and d.context[0][0][1:] == d.context[1][0][1:]
+        (base,), (swapped,), (changed,) = d.position["ids"]
+        i, j = d.position["swap"]
+        assert d.position["config"]["num_layers"] == 1 and 0 <= i < j <= len(base) - 3 and base[i] != base[j]
+        assert swapped == [base[j] if t == i else base[i] if t == j else x for t, x in enumerate(base)]
+        assert changed[i] != base[i] and changed[:i] + changed[i + 1 :] == base[:i] + base[i + 1 :]
+        r = d.reference["config"]
+        h, kv, i = r["hidden_size"], r["num_kv_heads"] * r["hidden_size"] // r["num_heads"], r["intermediate_size"]
+        weights = reference_weights(tuple(r.items()), d.reference["seed"])
+        assert {t.shape[0] for t in weights.values() if t.dim() == 2} == {h, kv, i, r["vocab_size"]}
+        rows = [h, kv, i, r["vocab_size"], 2 * kv, h + 2 * kv, 2 * i]  # every kind of weight, fused or not
+        assert len(set(rows)) == len(rows) and r["num_heads"] // r["num_kv_heads"] > 2  # the groupings differ
+        m, b = d.mla, d.mla_behaviour
+        (x,), (later,), (first,) = m["x"], b["later"], b["first"]
+        assert later[: b["split"]] == x[: b["split"]] and all(
+            a != c for a, c in zip(later[b["split"] :], x[b["split"] :], strict=True)
+        )
+        assert first[0] != x[0] and first[1:] == x[1:]
 
 
 MISNAMED = """
