@@ -98,7 +98,7 @@ class Comparison:
     stage: str = ""  # where the learner's model first differs ("" when matched, or when no stage shows it)
     detail: str = ""  # a sentence on that stage: what was found, what to do
     slip: bool = False  # a known slip reproduces the learner's numbers exactly
-    assumed: list[str] = field(default_factory=list)  # hyperparameters taken from the reference, said so
+    assumed: list[str] = field(default_factory=list)  # what was used for the hyperparameters the code does not declare
 
 
 def tensor(observed: Observed | None) -> torch.Tensor | None:
@@ -307,7 +307,6 @@ def compare(observed: dict[str, Any], draws: Any) -> Comparison:
     if result.matched:
         return result
     if seen is None:
-        result.stage = "layers"
         result.detail = f"the grader cannot compare your layers one stage at a time ({why}), so it cannot say where"
         return result
     diagnose(result, ref, seen, logits, ids, candidates)
@@ -414,7 +413,11 @@ def diagnose(
         return found("the final norm", f"its output is not RMSNorm with norm's weight ({largest(final_out, norm)})")
     if not close(logits, head):
         return found("the head", f"the logits are not lm_head(final norm's output) ({largest(logits, head)})")
-    return found("", "")
+    return found(
+        "",
+        "yet each stage gives the reference's numbers on your model's own input to it: something outside the "
+        "modules the grader watches (decoder layers, norms) changes them",
+    )
 
 
 def attention_stage(

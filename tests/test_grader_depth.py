@@ -31,8 +31,11 @@ LOST = {  # what each wrong model must lose, and nothing else
     "no_scale": ("4.11",),
     "detached": ("4.10",),
     "mla_stub": ("5.2", "5.3"),
+    "rope_frequencies": ("4.11",),
+    "fused_rope_frequencies": ("4.11",),
     "unmappable": ("4.11",),
 }
+MANUAL = ("fused_rope_frequencies", "unmappable")  # where 4.11 goes to a person
 FAIR_KINDS = [*FAIR, "independent", "windows"]
 DECLARED = "Hyperparameters: rope_theta 10000 from Config.rope_theta; rms_norm_eps 1e-06 from Config.rms_norm_eps."
 
@@ -70,25 +73,27 @@ def test_each_wrong_model_loses_the_points_of_its_mistake_and_nothing_else(grade
     for kind, lost in LOST.items():
         result = graded[kind]
         assert result.score == 100 - sum(POINTS[c] for c in lost), kind
-        manual = ("4.11",) if kind == "unmappable" else ()
+        manual = ("4.11",) if kind in MANUAL else ()
         assert scores(result) == expect(full(*(c for c in POINTS if c not in lost)), manual=manual), kind
         assert result.grader_errors == [], kind
 
 
-def reference_text(student: str, how: str, difference: str, stage: str, detail: str) -> str:
-    """The pattern of a failed 4.11 message: differences as NUMBER, the rest as written."""
+def reference_text(student: str, how: str, stage: str, detail: str, ending: str = "") -> str:
+    """The pattern of a failed 4.11 message: ``detail`` a pattern, each difference NUMBER, the rest as written."""
     r = draws(student).reference
     return (
         re.escape(
             f"With the reference's weights {how}, the logits of SimpleKimiK2({config_call(r['config'])}) on token ids "
             f"{r['ids']} differ from the reference's by up to "
         )
-        + difference
+        + NUMBER
         + re.escape(" (allowed ")
         + NUMBER
+        + re.escape(f"); they first part at {stage}: ")
+        + detail
         + re.escape(
-            f"); they first part at {stage}: {detail}. Tried: RoPE on adjacent pairs or on halves, query heads in "
-            f"contiguous or strided groups, the base your Config declares. {DECLARED}" + docs("4.11")
+            ". Tried: RoPE on adjacent pairs or on halves, query heads in contiguous or strided groups, the RoPE "
+            f"base your code declares. {DECLARED}{ending}" + docs("4.11")
         )
     )
 
@@ -100,7 +105,7 @@ def test_no_rope_fails_position_and_the_reference_at_the_attention_scores(graded
         "q and k are not rotated by RoPE, so attention does not know where tokens are: rotate both by their "
         "positions before the scores"
     )
-    pattern = reference_text("no_rope", "loaded by name", NUMBER, "layer 0's attention scores", detail)
+    pattern = reference_text("no_rope", "loaded by name", "layer 0's attention scores", re.escape(detail))
     assert re.fullmatch(pattern, message(result, "4.11"))
 
 
@@ -109,8 +114,41 @@ def test_no_softmax_scale_is_named_where_the_logits_part(graded) -> None:
         "they are the dot products of q and k without the 1/sqrt(d_k) scale: multiply the scores by "
         "1/sqrt(head_dim) before the softmax"
     )
-    pattern = reference_text("no_scale", "loaded by name", NUMBER, "layer 0's attention scores", detail)
+    pattern = reference_text("no_scale", "loaded by name", "layer 0's attention scores", re.escape(detail))
     assert re.fullmatch(pattern, message(graded["no_scale"], "4.11"))
+
+
+SCORES_DIFFER = (
+    re.escape(
+        "at position 0, which can only attend to token 0 itself, your attention output matches; from position 1 on "
+        "it does not (largest difference "
+    )
+    + NUMBER
+    + re.escape("): the scores (q, k, RoPE, the scale or the mask) differ from the reference's")
+)
+
+
+def test_a_slip_the_grader_does_not_know_is_placed_at_the_attention_scores(graded) -> None:
+    pattern = reference_text("rope_frequencies", "loaded by name", "layer 0's attention scores", SCORES_DIFFER)
+    assert re.fullmatch(pattern, message(graded["rope_frequencies"], "4.11"))
+
+
+def test_fused_weights_that_do_not_match_go_to_a_person_in_case_the_layout_was_guessed_wrong(graded) -> None:
+    result = graded["fused_rope_frequencies"]
+    layer = "layers.0.self_attn"
+    how = (
+        f"paired by structure (by shape and call order: {layer}.qkv_proj.weight = {layer}.q_proj.weight + "
+        f"{layer}.k_proj.weight + {layer}.v_proj.weight; the other layers alike)"
+    )
+    ending = (
+        " Some of your weights hold several of the reference's stacked in one matrix, and the grader may have "
+        "guessed their layout wrong, so a person will check (12 points pending)."
+    )
+    pattern = reference_text("fused_rope_frequencies", how, "layer 0's attention scores", SCORES_DIFFER, ending)
+    assert re.fullmatch(pattern, message(result, "4.11"))
+    (item,) = [i for i in result.manual_review if i.check]
+    assert (item.check, item.score) == ("4.11", None)
+    assert item.answer.endswith(DECLARED) and message(result, "4.11").startswith(item.answer)  # the diagnosis
 
 
 def test_sublayers_cut_off_from_the_gradient_are_named(graded) -> None:

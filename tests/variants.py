@@ -39,6 +39,34 @@ class MultiHeadLatentAttention(nn.Module):
         return torch.zeros_like(x), torch.zeros(x.shape[0], x.shape[1], 1)
 '''
 
+# alice's q, k and v projections fused into one, split after it.
+FUSED_QKV = (
+    (
+        "        self.k_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_dim, bias=False)\n"
+        "        self.v_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_dim, bias=False)\n",
+        "",
+    ),
+    (
+        "self.q_proj = nn.Linear(config.hidden_size, self.heads * self.head_dim, bias=False)",
+        "self.qkv_proj = nn.Linear(\n"
+        "            config.hidden_size, (self.heads + 2 * self.kv_heads) * self.head_dim, bias=False\n"
+        "        )",
+    ),
+    (
+        "        q = self.q_proj(x).view(",
+        "        sizes = [self.heads * self.head_dim] + [self.kv_heads * self.head_dim] * 2\n"
+        "        q, k, v = self.qkv_proj(x).split(sizes, dim=-1)\n"
+        "        q = q.view(",
+    ),
+    ("k = self.k_proj(x).view(", "k = k.view("),
+    ("v = self.v_proj(x).view(", "v = v.view("),
+)
+# RoPE's frequencies theta^(-i/d) for pair i instead of theta^(-2i/d): rotations still, at the wrong speeds.
+SLOW_ROPE = (
+    "freqs = theta ** (-torch.arange(0, dim, 2, dtype=torch.float32) / dim)",
+    "freqs = theta ** (-torch.arange(dim // 2, dtype=torch.float32) / dim)",
+)
+
 # Meta's Llama names for the same modules (tok_embeddings, attention.wq, feed_forward.w1, ...).
 LLAMA_NAMES = {
     "embed_tokens": "tok_embeddings",
@@ -98,6 +126,14 @@ WRONG = {
         },
     ),
     "mla_stub": Variant("an MLA stub of the right shapes that computes nothing", {"mla.py": ((None, MLA_STUB),)}),
+    "rope_frequencies": Variant(
+        "RoPE's frequencies off by the factor 2 in the exponent: position still reaches attention, wrongly",
+        {"model.py": (SLOW_ROPE,)},
+    ),
+    "fused_rope_frequencies": Variant(
+        "the same with a fused q/k/v projection, whose layout the grader guessed: a person decides",
+        {"model.py": (*FUSED_QKV, SLOW_ROPE)},
+    ),
     "unmappable": Variant(
         "K and V kept as raw (in, out) matrices used as x @ W: the right count, but no layout the grader knows",
         {
@@ -158,32 +194,7 @@ FAIR = {
         {},
         {"weight": "scale"},
     ),
-    "fused_qkv": Variant(
-        "q, k and v from one fused projection, split after it",
-        {
-            "model.py": (
-                (
-                    "        self.k_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_dim, bias=False)\n"
-                    "        self.v_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_dim, bias=False)\n",
-                    "",
-                ),
-                (
-                    "self.q_proj = nn.Linear(config.hidden_size, self.heads * self.head_dim, bias=False)",
-                    "self.qkv_proj = nn.Linear(\n"
-                    "            config.hidden_size, (self.heads + 2 * self.kv_heads) * self.head_dim, bias=False\n"
-                    "        )",
-                ),
-                (
-                    "        q = self.q_proj(x).view(",
-                    "        sizes = [self.heads * self.head_dim] + [self.kv_heads * self.head_dim] * 2\n"
-                    "        q, k, v = self.qkv_proj(x).split(sizes, dim=-1)\n"
-                    "        q = q.view(",
-                ),
-                ("k = self.k_proj(x).view(", "k = k.view("),
-                ("v = self.v_proj(x).view(", "v = v.view("),
-            )
-        },
-    ),
+    "fused_qkv": Variant("q, k and v from one fused projection, split after it", {"model.py": FUSED_QKV}),
     "rotate_half": Variant(
         "RoPE on the two halves of each head (rotate_half) instead of adjacent pairs",
         {"model.py": (("SPLIT rope", ROTATE_HALF),)},

@@ -23,6 +23,7 @@ from reference import count_parameters
 
 DIFFERENT = 1e-4  # logits this far apart (relative to their size) count as changed
 LISTED = 8  # names shown in a message before "and N more"
+REFERENCE_POINTS = 12
 REFERENCE_RUBRIC = (
     "model.matches_reference: the grader could not compare this model with the reference on the same weights. "
     "Read model.py beside reference/model.py (the lesson architecture: embedding; pre-norm decoder layers with "
@@ -125,17 +126,21 @@ def shapes(rows: list[tuple[str, list[int]]], limit: int = LISTED) -> str:
     return listed([f"{name} {shape(dims)}" for name, dims in rows], limit)
 
 
-def pairing(observed: dict[str, Any]) -> str:
-    """How the weights were paired: by name, or by structure with the pairs outside and in the first layer."""
+def pairing(observed: dict[str, Any], pairs: bool = False) -> str:
+    """How the weights were paired: by name, or by structure (with ``pairs``: those outside the layers and in the
+    first one, ``wte.weight = embed_tokens.weight``)."""
     mapping = observed["mapping"]
     if mapping["method"] == "names":
         return "loaded by name"
+    if not pairs:
+        return "paired by structure"
     first = [
         f"{pair['parameter']} = {' + '.join(pair['weights'])}"
         for pair in mapping["pairs"]
         if all(not w.startswith("layers.") or w.startswith("layers.0.") for w in pair["weights"])
+        and pair["weights"] != [pair["parameter"]]
     ]
-    return f"paired by structure (shape and call order; names differ from the reference's: {', '.join(first)})"
+    return f"paired by structure (by shape and call order: {', '.join(first)}; the other layers alike)"
 
 
 def hyperparameters(observed: dict[str, Any], result: Comparison) -> str:
@@ -151,7 +156,7 @@ def hyperparameters(observed: dict[str, Any], result: Comparison) -> str:
 @check(
     "4.11",
     "model.matches_reference",
-    12,
+    REFERENCE_POINTS,
     f"With the reference's weights, the logits equal the lesson architecture's within {TOLERANCE_TEXT} "
     "(any common RoPE layout or head grouping)",
     "auto_examples/07_skeleton.html",
@@ -178,29 +183,29 @@ def check_matches_reference(evidence: Evidence) -> str:
             f"The grader could not pair the reference's weights with the parameters of {model}: "
             f"{observed['mapping']['reason']}. Your model has the lesson architecture's {number(total)} "
             "parameters, so it may be right under a layout the grader does not know: a person will compare it "
-            "with the reference (12 points pending). With the template's names (embed_tokens, "
+            f"with the reference ({REFERENCE_POINTS} points pending). With the template's names (embed_tokens, "
             "layers.N.self_attn.q_proj, layers.N.mlp.gate_proj, ...) and nn.Linear modules, the grader compares "
             "directly.",
             REFERENCE_RUBRIC,
             names,
         )
     result = compare(observed, evidence.draws)
-    how = pairing(observed)
     if result.matched:
         return (
-            f"model.matches_reference: with the reference's weights {how.split(' (')[0]}, your logits equal the "
+            f"model.matches_reference: with the reference's weights {pairing(observed)}, your logits equal the "
             f"reference's (largest difference {result.difference:.2g}), with {result.convention.describe()}."
             + hyperparameters(observed, result)
         )
     bases = (
-        "the base your Config declares"
+        "the RoPE base your code declares"
         if observed["hyperparameters"]["rope_theta"]["value"] is not None
         else ("the bases " + ", ".join(f"{t:g}" for t in THETAS))
     )
     message = (
-        f"With the reference's weights {how}, the logits of {model} on token ids {r['ids']} differ from the "
+        f"With the reference's weights {pairing(observed, pairs=True)}, the logits of {model} on token ids "
+        f"{r['ids']} differ from the "
         f"reference's by up to {result.difference:.3g} (allowed {result.allowed:.2g})"
-        + (f"; they first part at {result.stage}: {result.detail}." if result.stage else f": {result.detail}.")
+        + (f"; they first part at {result.stage}: {result.detail}." if result.stage else f"; {result.detail}.")
         + f" Tried: RoPE on adjacent pairs or on halves, query heads in contiguous or strided groups, {bases}."
         + hyperparameters(observed, result)
     )
@@ -208,7 +213,7 @@ def check_matches_reference(evidence: Evidence) -> str:
     if fused and not result.slip:
         raise ManualReview(
             message + " Some of your weights hold several of the reference's stacked in one matrix, and the "
-            "grader may have guessed their layout wrong, so a person will check (12 points pending).",
+            f"grader may have guessed their layout wrong, so a person will check ({REFERENCE_POINTS} points pending).",
             REFERENCE_RUBRIC,
             message,
         )
