@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from grader.checks.check_params import hint
 from grader.draws import reference_config, reference_weights
 from grader.evidence import Evidence
 from grader.feedback import config_call, max_diff, number, shape
@@ -177,7 +178,7 @@ def check_matches_reference(evidence: Evidence) -> str:
         assert observed["count"] == total, (
             f"{model} has {number(observed['count'])} parameters, the lesson architecture {number(total)} "
             f"({observed['count'] - total:+,}; see 3.3), so the reference's weights cannot be loaded into it and "
-            f"its logits cannot be compared. {names}"
+            f"its logits cannot be compared.{hint(observed['count'], reference_config(r['config']))} {names}"
         )
         raise ManualReview(
             f"The grader could not pair the reference's weights with the parameters of {model}: "
