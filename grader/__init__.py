@@ -18,7 +18,8 @@ How the data flows, for each submission (``grading.grade`` drives it):
    arguments, result schema, caps; ``experiments`` makes them);
 4. **validate** every observation against its schema (``observations``), into the ``evidence``;
 5. **score** the evidence with the pytest checks (``scoring``, ``checks``; the keys are in ``checks`` and
-   ``rubrics``); the ``written`` work waits for a person, scored from the instructor's ``manual`` scores;
+   ``rubrics``, the comparison with the reference model in ``matching``); the ``written`` work waits for a
+   person, scored from the instructor's ``manual`` scores;
 6. **report**: the files under ``--out`` and the class gradebook across runs (``reports``).
 
 Errors: ``errors``. From Python: ``grader.grade([Path("submissions/alice")], out=Path("reports"))``; from a

@@ -10,6 +10,7 @@ the error's kind and refer to that check, so the feedback does not repeat one tr
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -19,6 +20,7 @@ from .names import unknown_in
 from .submission import Submission
 
 TAIL_LINES = 3
+MISSING_NAME = re.compile(r"AttributeError: module '(?P<module>\w+)' has no attribute '(?P<name>\w+)'")
 
 
 @dataclass
@@ -62,6 +64,10 @@ class Evidence:
         """A validated observation, or AssertionError: what failed while ``doing`` this, and why."""
         result = self.runs[run]
         if result.outcome is None:
+            if result.spec.needs in self.submission.code_errors:  # there, but unreadable: say why, and what it costs
+                raise AssertionError(
+                    f"{sentence(result.skipped)} The checks on {result.spec.needs} cannot run until it can be read."
+                )
             raise AssertionError(
                 f"{result.skipped}: this check needs it (start from submissions/_template/{result.spec.needs})."
             )
@@ -82,7 +88,11 @@ class Evidence:
             _raise_sandbox(doing, observed.text, result)
         if observed.stage == "invalid":
             raise AssertionError(f"{doing} sent back an observation the grader cannot use: {observed.text}.")
-        raise AssertionError(f"{doing} failed: {observed.text}")
+        missing = MISSING_NAME.match(observed.text)
+        hint = ""
+        if missing and f"{missing['module']}.py" == needs:
+            hint = f". {needs} defines no {missing['name']}: keep the names of submissions/_template/{needs}"
+        raise AssertionError(f"{doing} failed: {observed.text}{hint}")
 
 
 def sentence(text: str) -> str:
@@ -95,5 +105,5 @@ def _raise_sandbox(doing: str, text: str, result: RunResult) -> NoReturn:
     message = f"{doing} did not finish: {text}."
     tail = [line for line in (result.outcome.stderr_tail if result.outcome else "").splitlines() if line.strip()]
     if tail:
-        message += " Last output: " + " | ".join(tail[-TAIL_LINES:])
+        message += ' Its last output: "' + " | ".join(tail[-TAIL_LINES:]) + '"'  # quoted: it may end in ":"
     raise AssertionError(message)

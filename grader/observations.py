@@ -61,6 +61,15 @@ class Int(Spec):
         return value
 
 
+class Float(Spec):
+    """A finite number (an int is taken as a float; a bool is not a number)."""
+
+    def check(self, value: Any, where: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ObservationError(f"{where} should be a finite number, got {_kind(value)}")
+        return float(value)
+
+
 class Bool(Spec):
     """true or false."""
 

@@ -1,12 +1,15 @@
 """Finding submissions and reading them, in the grader's own process, without running any of their code.
 
 A submission is a folder ``submissions/<student-id>/``. The parent reads ``answers.toml`` itself (size and
-nesting capped, UTF-8 required) and the allow-listed code files as plain bytes: no symbolic link is followed,
-nothing over its size cap is read, and only ``model.py`` and ``mla.py`` are ever sent to the sandbox.
+nesting capped, UTF-8 required, with or without the byte-order mark Windows editors write; CRLF line ends
+are TOML too) and the allow-listed code files as plain bytes: no symbolic link is followed, nothing over its
+size cap is read, and only ``model.py`` and ``mla.py`` are ever sent to the sandbox (Python reads them
+with a byte-order mark or CRLF line ends as well).
 """
 
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import re
@@ -135,9 +138,16 @@ def read_capped(path: Path, limit: int) -> bytes:
         if exc.errno == errno.ENOENT:
             raise FileNotFoundError(f"{path.name} is missing") from None
         raise OSError(f"{path.name} cannot be read ({exc.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise OSError(
+                f"{path.name} is a folder, not a file: replace it with the file {path.name} itself "
+                "(the grader does not look inside folders)"
+            )
+        raise OSError(f"{path.name} is not a regular file (a pipe or a device); submit a plain file")
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise OSError(f"{path.name} is not a regular file")
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise OSError(f"{path.name} is larger than the {limit:,} bytes the grader reads")
@@ -154,7 +164,15 @@ def _depth(value: Any) -> int:
 
 
 def parse_answers(raw: bytes) -> dict[str, Any]:
-    """Parse answers.toml; ValueError with a message for the learner (where, what, how to fix)."""
+    """Parse answers.toml; ValueError with a message for the learner (where, what, how to fix).
+
+    A UTF-8 byte-order mark (Windows Notepad writes one) is skipped; a UTF-16 file is named as such.
+    """
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ValueError(
+            "answers.toml is saved as UTF-16 (Unicode); save it as UTF-8 (in Notepad: Save as, Encoding: UTF-8)."
+        )
+    raw = raw.removeprefix(codecs.BOM_UTF8)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -189,7 +207,7 @@ def read_submission(path: Path, student: str) -> Submission:
             "and fill it in."
         )
     except (OSError, ValueError) as exc:
-        answers_error = str(exc) if isinstance(exc, ValueError) else f"answers.toml: {exc}."
+        answers_error = str(exc) if isinstance(exc, ValueError) else f"{exc}."
     sub = Submission(student, path, answers, answers_error)
     sub.unknown = unknown_names(answers) if answers is not None else []
     sub.strays = stray_diagrams(path)
@@ -199,7 +217,7 @@ def read_submission(path: Path, student: str) -> Submission:
         except FileNotFoundError:
             continue
         except OSError as exc:
-            sub.code_errors[name] = f"{exc}."
+            sub.code_errors[name] = str(exc)
     for name in DIAGRAM_FILES:
         if (path / name).is_file() and not (path / name).is_symlink():
             text = ""

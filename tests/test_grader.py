@@ -37,7 +37,7 @@ KINDS = ["full", "partial", "syntax_error", "import_error", "missing_model", "mi
 KINDS.append("wrong_types")
 EXAMPLES = ["_template", "alice", "bob"]
 POINTS = {row["number"]: row["points"] for row in grader.points_table()}
-MODEL_CHECKS = ["3.3", "4.1", "4.2", "4.3", "4.4", "4.5", "4.6", "4.7", "4.8"]
+MODEL_CHECKS = ["3.3", "4.1", "4.2", "4.3", "4.4", "4.5", "4.6", "4.7", "4.8", "4.9", "4.10", "4.11"]
 PAGES = {row["number"]: row["docs"] for row in grader.points_table()}
 NUMBER = r"[0-9.e+-]+"
 
@@ -110,7 +110,7 @@ def test_full_marks_in_every_accepted_form(graded) -> None:
 
 def test_the_template_runs_and_earns_partial_credit(graded) -> None:
     result = graded[0]["_template"]
-    assert result.score == 20
+    assert result.score == 14
     assert scores(result) == expect(full("4.1", "4.2", "4.3", "5.1"))
     d = draws("_template")
     b = parameter_breakdown(Config.lesson())
@@ -159,12 +159,69 @@ def test_the_template_runs_and_earns_partial_credit(graded) -> None:
         f"the kv_lora_rank = {m['kv_lora_rank']} latent (plus a small shared RoPE key) and rebuild K and V from "
         "it." + docs("5.2")
     )
+    p, (base,) = d.position, d.position["ids"][0]
+    i, changed = p["swap"][0], p["ids"][2][0]
+    assert message(result, "4.9") == (
+        f"In SimpleKimiK2({config_call(p['config'])}) with random weights, changing the token at position {i} of "
+        f"{base} ({base[i]} to {changed[i]}) left the logits at the last position unchanged: the last position "
+        "does not look at earlier tokens yet (see 4.5), so whether attention knows their order cannot be tested. "
+        "Implement attention first." + docs("4.9")
+    )
+    assert message(result, "4.10") == (
+        f"One backward pass through SimpleKimiK2({config_call(d.gradients['config'])}) with random weights: its "
+        "DecoderLayer modules hold no parameters yet (the model has only embed_tokens.weight, norm.scale, "
+        "lm_head.weight), so training could not reach attention or the MLP. Build the norms, attention and MLP "
+        "inside DecoderLayer." + docs("4.10")
+    )
+    r = d.reference["config"]
+    lesson = Config.lesson().with_(**r)
+    own = r["vocab_size"] * r["hidden_size"] * 2 + r["hidden_size"]
+    assert message(result, "4.11").startswith(
+        f"SimpleKimiK2({config_call(r)}) has {number(own)} parameters, the lesson architecture "
+        f"{number(count_parameters(lesson))} ({own - count_parameters(lesson):+,}; see 3.3), so the reference's "
+        "weights cannot be loaded into it and its logits cannot be compared. Expected (the reference's names, which "
+        f"the template uses; the other layers alike): embed_tokens.weight ({r['vocab_size']}, {r['hidden_size']}), "
+        f"layers.0.input_layernorm.weight ({r['hidden_size']},), layers.0.self_attn.q_proj.weight"
+    )
+    assert message(result, "4.11").endswith(
+        f"lm_head.weight ({r['vocab_size']}, {r['hidden_size']}). Found: embed_tokens.weight ({r['vocab_size']}, "
+        f"{r['hidden_size']}), norm.scale ({r['hidden_size']},), lm_head.weight ({r['vocab_size']}, "
+        f"{r['hidden_size']})." + docs("4.11")
+    )
+    assert message(result, "5.3") == (
+        f"MultiHeadLatentAttention(hidden_size={m['hidden_size']}, num_heads={m['num_heads']}, "
+        f"head_dim={m['head_dim']}, kv_lora_rank={m['kv_lora_rank']}) on x of shape "
+        f"{shape((1, len(m['x'][0]), m['hidden_size']))}, with random weights: changing the input left the output "
+        "unchanged, so it does not depend on the input (zeros?). Compute attention: queries from x, keys and values "
+        "rebuilt from the latent." + docs("5.3")
+    )
+
+
+def order_unseen(student: str) -> str:
+    """The pattern of 4.9's message for a model whose attention does not see the order of tokens."""
+    p = draws(student).position
+    (base,), (swapped,) = p["ids"][:2]
+    i, j = p["swap"]
+    return (
+        re.escape(
+            f"In SimpleKimiK2({config_call(p['config'])}) with random weights, swapping the tokens at positions {i} "
+            f"and {j} ({base} and {swapped}) left the logits at the last position unchanged (largest difference "
+        )
+        + NUMBER
+        + re.escape(
+            "), though changing one of them changes them: attention sees the earlier tokens as a set, without their "
+            "order. In one causal layer only positional information can tell the two apart: rotate q and k by RoPE "
+            "(their positions' angles) before the scores." + docs("4.9")
+        )
+    )
 
 
 def test_typical_mistakes_are_each_named(graded) -> None:
     result = graded[0]["bob"]
-    assert result.score == 56
-    assert scores(result) == expect({**full("1.1", "1.2", "2.1", "3.1", "4.1", "4.2", "4.3", "4.5", "4.7"), "1.3": 4.0})
+    assert result.score == 46
+    assert scores(result) == expect(
+        {**full("1.1", "1.2", "2.1", "3.1", "4.1", "4.2", "4.3", "4.5", "4.7", "4.10"), "1.3": 4.0}
+    )
     d = draws("bob")
     lesson = Config.lesson()
     tied = count_parameters(lesson.with_(tie_word_embeddings=True))
@@ -204,11 +261,22 @@ def test_typical_mistakes_are_each_named(graded) -> None:
         "mla.py is not in your submission (it is optional): the advanced task's code stub earns these points."
         + docs("5.1")
     )
+    assert re.fullmatch(order_unseen("bob"), message(result, "4.9"))
+    r = d.reference["config"]
+    untied = count_parameters(Config.lesson().with_(**r))
+    tied = untied - r["vocab_size"] * r["hidden_size"]
+    assert message(result, "4.11").startswith(
+        f"SimpleKimiK2({config_call(r)}) has {number(tied)} parameters, the lesson architecture {number(untied)} "
+        f"({tied - untied:+,}; see 3.3), so the reference's weights cannot be loaded into it"
+    )
+    assert f"Found: embed.weight ({r['vocab_size']}, {r['hidden_size']}), layers.0.attn.wq.weight" in message(
+        result, "4.11"
+    )
 
 
 def test_partial_work_earns_partial_credit_and_an_unsure_rubric_waits_for_a_person(graded) -> None:
     result = graded[0]["partial"]
-    assert result.score == 46
+    assert result.score == 32
     assert scores(result) == expect(full("4.2", "4.3", "4.4", "4.5", "4.6", "4.7", "4.8"), manual=("1.3",))
     pending = [item for item in result.manual_review if item.check]
     assert [(i.key, i.check, i.max_score, i.score) for i in pending] == [("quiz.q3", "1.3", 6, None)]
@@ -272,7 +340,7 @@ def test_code_that_cannot_be_imported_costs_only_the_model_checks(graded, kind: 
             refer = f"model.py could not be imported ({kind_of}; the error is shown in {first})."
             assert message(result, check) == refer + docs(check)
     if kind in ("syntax_error", "import_error"):
-        assert result.score == 28
+        assert result.score == 24
         assert scores(result) == expect(full("1.1", "1.2", "1.3", "2.1", "3.2"))
 
 
@@ -344,12 +412,12 @@ def test_every_report_is_written_and_results_json_follows_gradescopes_schema(gra
         table = {row["student"]: row for row in csv.DictReader(handle)}
     assert table["bob"] == {
         "student": "bob",
-        "auto_score": "56",
+        "auto_score": "46",
         "auto_max": "100",
         "written_score": "0",
         "written_max": "40",
         "pending": "5",
-        "total": "56",
+        "total": "46",
         "seed": str(SEED),
         "graded_at": table["bob"]["graded_at"],
     }
@@ -359,11 +427,11 @@ def test_every_report_is_written_and_results_json_follows_gradescopes_schema(gra
     suites = ET.parse(out / "junit.xml").getroot().findall("testsuite")
     assert [(s.get("name"), int(s.get("failures")), int(s.get("skipped"))) for s in suites][:2] == [
         ("full", 0, 0),
-        ("partial", 9, 1),
+        ("partial", 13, 1),
     ]
     text = summary.read_text()
     assert text.startswith("earlier steps\n## Grading summary\n")
-    assert "| bob | 56 / 100 | 0 / 40 | 5 | 1.3, 3.2, 3.3, 4.4, 4.6, 4.8, 5.1, 5.2 |" in text
+    assert "| bob | 46 / 100 | 0 / 40 | 5 | 1.3, 3.2, 3.3, 4.4, 4.6, 4.8, 4.9, 4.11, 5.1, 5.2, 5.3 |" in text
     assert "quiz.q3 (6 points)" in (out / "manual-review.md").read_text()
     assert (
         '# "theory.components" = { score = 0, comment = "" }  # out of 5' in (out / "manual-template.toml").read_text()
@@ -378,7 +446,7 @@ def test_manual_scores_settle_pending_checks_and_the_written_work(graded, tmp_pa
     q3 = next(c for c in result.checks if c.number == "1.3")
     assert (q3.score, q3.status) == (4, "failed")
     assert q3.message.endswith(docs("1.3") + " Scored by your instructor: 4/6. Vague.")
-    assert (result.score, result.written_score, result.total) == (50, 3, 53)
+    assert (result.score, result.written_score, result.total) == (36, 3, 39)
     manual.write_text('[partial]\n"theory.components" = 6\n')
     with pytest.raises(grader.UsageError, match=r"\[partial\] theory.components is worth 5 points"):
         merge(copy.deepcopy(graded[0]["partial"]), grader.manual.load_scores(manual)["partial"], manual)
@@ -450,9 +518,9 @@ def test_the_command_line_grades_one_submission_in_detail_and_gates_on_fail_unde
                  "--fail-under", "60"])  # fmt: skip
     captured = capsys.readouterr()
     assert code == 1
-    assert captured.err == "grader: 1 submission(s) under --fail-under 60: bob (56)\n"
-    assert "  4.4  model.causal                          0 / 8   failed\n" in captured.out
-    assert "  Automatic checks: 56 / 100\n" in captured.out
+    assert captured.err == "grader: 1 submission(s) under --fail-under 60: bob (46)\n"
+    assert "  4.4  model.causal                          0 / 6   failed\n" in captured.out
+    assert "  Automatic checks: 46 / 100\n" in captured.out
     alone = json.loads((out / "gradebook.json").read_text())["students"][0]["checks"]
     assert alone == [vars(c) for c in graded[0]["bob"].checks]  # one worker or two, alone or in a class
 

@@ -6,6 +6,8 @@ accepted or rejected form of an answer is pinned down without starting a sandbox
 
 from __future__ import annotations
 
+import codecs
+import json
 import math
 import os
 from pathlib import Path
@@ -20,15 +22,17 @@ from grader.checks.check_mask import check_causal_mask
 from grader.checks.check_model import check_causal, check_uses_context
 from grader.checks.check_params import check_lesson_total_reference
 from grader.checks.check_quiz import check_q1, check_q2, check_q3
-from grader.draws import draw, student_seed
+from grader.draws import draw, reference_weights, student_seed
 from grader.evidence import Evidence
-from grader.experiments import RunResult
+from grader.experiments import RunResult, Unobserved
 from grader.feedback import shape
 from grader.names import unknown_names
 from grader.observations import Int, ListOf, ObservationError, Observed, Record, TensorSpec
 from grader.reports.files import feedback_md
 from grader.rubrics import Q3_RUBRIC
 from grader.runs import run_specs
+from grader.sandbox import Limits
+from grader.sandbox.verdict import judge
 from grader.scoring import CheckSpec, ManualReview, Partial, ScoringPlugin, with_docs
 from grader.submission import (
     ANSWERS_MAX_DEPTH,
@@ -79,7 +83,7 @@ def test_a_mask_with_the_diagonal_masked_earns_half() -> None:
     rows = [[0 if j < i else "-inf" for j in range(4)] for i in range(4)]
     with pytest.raises(Partial) as caught:
         check_causal_mask(mask_sub(rows))
-    assert caught.value.points == 4
+    assert caught.value.points == 3
     assert caught.value.message == (
         "math.causal_mask [[-inf, -inf, -inf, -inf], [0, -inf, -inf, -inf], [0, 0, -inf, -inf], [0, 0, 0, -inf]] "
         'masks the diagonal too. Each token attends to itself: the sheet\'s "1s below the diagonal" means on and '
@@ -297,6 +301,57 @@ def test_answers_toml_problems_become_messages() -> None:
         parse_answers(nested)
 
 
+def test_answers_saved_by_windows_editors_read_as_written() -> None:
+    """Notepad's UTF-8 byte-order mark and CRLF line ends are TOML like any other; UTF-16 is named."""
+    text = '[quiz]\r\nq1 = "b"\r\nq3 = """Two\r\nlines."""\r\n'
+    assert parse_answers(codecs.BOM_UTF8 + text.encode()) == {"quiz": {"q1": "b", "q3": "Two\nlines."}}
+    with pytest.raises(ValueError) as caught:
+        parse_answers(text.encode("utf-16"))
+    assert str(caught.value) == (
+        "answers.toml is saved as UTF-16 (Unicode); save it as UTF-8 (in Notepad: Save as, Encoding: UTF-8)."
+    )
+
+
+def test_a_folder_where_a_file_belongs_is_named_plainly(tmp_path: Path) -> None:
+    (tmp_path / "model.py").mkdir()
+    (tmp_path / "model.py" / "model.py").write_text("x = 1\n")
+    (tmp_path / "answers.toml").mkdir()
+    sub = read_submission(tmp_path, "learner")
+    folder = "is a folder, not a file: replace it with the file {0} itself (the grader does not look inside folders)"
+    assert sub.code_errors == {"model.py": "model.py " + folder.format("model.py")}
+    assert sub.answers_error == "answers.toml " + folder.format("answers.toml") + "."
+    spec = next(s for s in run_specs(draw(0)) if s.name == "config")
+    ev = Evidence(sub, draw(0), {"config": RunResult(spec, None, sub.code_errors["model.py"])})
+    with pytest.raises(AssertionError) as caught:
+        ev.observe("config", "defaults", "Config()")
+    assert str(caught.value) == (
+        "model.py " + folder.format("model.py") + ". The checks on model.py cannot run until it can be read."
+    )
+
+
+def test_run_failures_read_as_sentences_with_what_to_do() -> None:
+    """A name missing from model.py points to the template; an empty MemoryError and output ending in ":" join
+    the message without a stray colon."""
+    d, sub = draw(0), Submission("learner", Path("learner"), {}, None)
+    spec = next(s for s in run_specs(d) if s.name == "config")
+    missing = Unobserved("run", "AttributeError: module 'model' has no attribute 'Config'")
+    ev = Evidence(sub, d, {"config": RunResult(spec, SimpleNamespace(), experiments={"defaults": missing})})
+    with pytest.raises(AssertionError) as caught:
+        ev.observe("config", "defaults", "Config()")
+    assert str(caught.value) == (
+        "Config() failed: AttributeError: module 'model' has no attribute 'Config'. model.py defines no Config: "
+        "keep the names of submissions/_template/model.py"
+    )
+    envelope = {"nonce": "n", "kind": "memory", "error": "MemoryError: "}
+    outcome = judge({"result": json.dumps(envelope), "tail": "Traceback (most recent call last):\n"}, "n", Limits())
+    assert outcome.message.endswith("keeps growing?) (MemoryError)")
+    run = RunResult(spec, outcome, experiments={"defaults": Unobserved("sandbox", outcome.message)})
+    ev = Evidence(sub, d, {"config": run})
+    with pytest.raises(AssertionError) as caught:
+        ev.observe("config", "defaults", "Config()")
+    assert str(caught.value).endswith('(MemoryError). Its last output: "Traceback (most recent call last):"')
+
+
 def test_files_are_read_without_following_links_and_within_their_cap(tmp_path: Path) -> None:
     (tmp_path / "real.py").write_text("x = 1\n")
     os.symlink(tmp_path / "real.py", tmp_path / "model.py")
@@ -337,8 +392,10 @@ def test_discovery_skips_the_template_hidden_folders_and_files(tmp_path: Path) -
 def test_the_points_table_adds_up_to_100_with_unique_numbered_checks() -> None:
     table = grader.points_table()
     assert sum(row["points"] for row in table) == 100
-    assert len({row["number"] for row in table}) == len({row["name"] for row in table}) == len(table) == 17
-    assert [row["number"] for row in table] == sorted((row["number"] for row in table), key=lambda n: n.split("."))
+    assert len({row["number"] for row in table}) == len({row["name"] for row in table}) == len(table) == 21
+    assert [row["number"] for row in table] == sorted(
+        (row["number"] for row in table), key=lambda n: [int(x) for x in n.split(".")]
+    )
     assert all(row["docs"].startswith("auto_examples/") and row["what"] for row in table)
     written = grader.written_table()
     assert [row["key"] for row in written][-2:] == ["advanced.mla", "diagram"]
@@ -372,6 +429,23 @@ def test_draws_are_fresh_per_seed_and_per_student_and_replayable() -> None:
             a != b for a, b in zip(d.causal[0][0][d.causal_split :], d.causal[1][0][d.causal_split :], strict=True)
         )
         assert d.context[0][0][0] != d.context[1][0][0] and d.context[0][0][1:] == d.context[1][0][1:]
+        (base,), (swapped,), (changed,) = d.position["ids"]
+        i, j = d.position["swap"]
+        assert d.position["config"]["num_layers"] == 1 and 0 <= i < j <= len(base) - 3 and base[i] != base[j]
+        assert swapped == [base[j] if t == i else base[i] if t == j else x for t, x in enumerate(base)]
+        assert changed[i] != base[i] and changed[:i] + changed[i + 1 :] == base[:i] + base[i + 1 :]
+        r = d.reference["config"]
+        h, kv, i = r["hidden_size"], r["num_kv_heads"] * r["hidden_size"] // r["num_heads"], r["intermediate_size"]
+        weights = reference_weights(tuple(r.items()), d.reference["seed"])
+        assert {t.shape[0] for t in weights.values() if t.dim() == 2} == {h, kv, i, r["vocab_size"]}
+        rows = [h, kv, i, r["vocab_size"], 2 * kv, h + 2 * kv, 2 * i]  # every kind of weight, fused or not
+        assert len(set(rows)) == len(rows) and r["num_heads"] // r["num_kv_heads"] > 2  # the groupings differ
+        m, b = d.mla, d.mla_behaviour
+        (x,), (later,), (first,) = m["x"], b["later"], b["first"]
+        assert later[: b["split"]] == x[: b["split"]] and all(
+            a != c for a, c in zip(later[b["split"] :], x[b["split"] :], strict=True)
+        )
+        assert first[0] != x[0] and first[1:] == x[1:]
 
 
 MISNAMED = """

@@ -148,6 +148,10 @@ SCHEMA_DRIFTS = {
         lambda d: run_specs(d, Caps(names=1)),
         r"layer\.layer\.norm_modules has 2 items, more than 1",
     ),
+    "parameter cap lower in the schemas": (
+        lambda d: run_specs(d, Caps(parameters=1)),
+        r"^weights\.gradients\.parameters has \d+ items, more than 1$",
+    ),
     "a field the probe does not send": (
         replace_experiment("mla", "mla", lambda r: Record({**r.fields, "latent": Int()})),
         r"^mla\.mla lacks latent$",

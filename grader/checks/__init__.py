@@ -6,6 +6,6 @@ their metadata without running pytest.
 
 from __future__ import annotations
 
-from . import check_layer, check_mask, check_mla, check_model, check_params, check_quiz
+from . import check_layer, check_mask, check_mla, check_model, check_params, check_quiz, check_weights
 
-MODULES = (check_quiz, check_mask, check_params, check_model, check_layer, check_mla)
+MODULES = (check_quiz, check_mask, check_params, check_model, check_layer, check_weights, check_mla)

@@ -61,7 +61,7 @@ def rms_diagnosis(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor) -> str:
 @check(
     "4.6",
     "model.rmsnorm",
-    8,
+    6,
     "RMSNorm(dim) computes x / sqrt(mean(x**2) + eps) * g over the last dimension",
     "auto_examples/01_components.html",
 )
@@ -97,7 +97,7 @@ def layer_doing(evidence: Evidence) -> str:
 @check(
     "4.7",
     "model.residual",
-    6,
+    4,
     "DecoderLayer adds attention and MLP outputs to a residual stream (x + sublayer(...))",
     "auto_examples/07_skeleton.html",
 )
@@ -132,7 +132,7 @@ def check_residual(evidence: Evidence) -> str:
 @check(
     "4.8",
     "model.prenorm",
-    6,
+    4,
     "DecoderLayer is pre-norm: each sublayer sees norm(x), the residual stream is never normalised",
     "auto_examples/07_skeleton.html",
 )

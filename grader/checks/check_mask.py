@@ -68,7 +68,7 @@ def boolean(rows: list[list[float]], ones: set[tuple[int, int]]) -> bool:
     return all(rows[i][j] == (1.0 if (i, j) in ones else 0.0) for i in range(SIZE) for j in range(SIZE))
 
 
-@check("2.1", "math.causal_mask", 8, "Mathematical task: the 4x4 causal mask", "auto_examples/03_attention.html")
+@check("2.1", "math.causal_mask", 6, "Mathematical task: the 4x4 causal mask", "auto_examples/03_attention.html")
 def check_causal_mask(evidence: Evidence) -> str:
     rows = read_mask(evidence.answer("math", "causal_mask"))
     keep = {(i, j) for i, j in causal_mask(SIZE, kind="bool").nonzero().tolist()}
@@ -83,7 +83,7 @@ def check_causal_mask(evidence: Evidence) -> str:
         return "math.causal_mask: right (PyTorch's boolean convention: True marks the masked positions)."
     if additive(rows, strictly_below) or boolean(rows, strictly_below) or boolean(rows, everything - strictly_below):
         raise Partial(
-            4,
+            3,
             f"math.causal_mask {matrix(rows)} masks the diagonal too. Each token attends to itself: the sheet's "
             f'"1s below the diagonal" means on and below. With the diagonal masked, row 0 masks everything and its '
             f"softmax is NaN. Expected {expected} (or 1 on and below the diagonal as a boolean keep-mask).",

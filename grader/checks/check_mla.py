@@ -1,8 +1,12 @@
-"""The advanced task's stub, ``mla.py`` (optional): a latent cache smaller than the full K/V.
+"""The advanced task's stub, ``mla.py`` (optional): attention through a latent cache smaller than full K/V.
 
 The contract (submissions/README.md): ``MultiHeadLatentAttention(hidden_size=, num_heads=, head_dim=,
 kv_lora_rank=)`` whose ``forward(x)`` maps ``(B, T, hidden_size)`` to ``(output, latent_cache)`` with the
-output shaped like ``x`` and the cache holding per token fewer numbers than MHA's keys and values.
+output shaped like ``x`` and the cache holding per token fewer numbers than MHA's keys and values. Beyond
+the shapes, the stub must compute: with random weights, the grader changes the input's later rows, then
+its first row, and watches what moves. The cache holds one latent per token, computed from that token
+alone (``c_t = W_dkv x_t``), so only its own entry moves; the output is causal attention, so a change
+reaches every later position and no earlier one. Zeros of the right shapes earn the shape points only.
 """
 
 from __future__ import annotations
@@ -10,12 +14,22 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import torch
+
 from grader.evidence import Evidence
 from grader.feedback import shape
+from grader.observations import Observed
 from grader.scoring import check
 from reference import Config, kv_cache_numbers_per_token
 
+SAME, DIFFERENT = 1e-5, 1e-4  # relative to the numbers' size: unchanged below SAME, changed above DIFFERENT
+
 ABSENT = "mla.py is not in your submission (it is optional): the advanced task's code stub earns these points."
+
+
+def submitted(evidence: Evidence) -> None:
+    """AssertionError (ABSENT) unless the submission holds an mla.py, readable or not."""
+    assert evidence.has("mla.py") or "mla.py" in evidence.submission.code_errors, ABSENT
 
 
 def doing(evidence: Evidence) -> str:
@@ -33,7 +47,7 @@ def doing(evidence: Evidence) -> str:
     "auto_examples/10_advanced_mla.html",
 )
 def check_mla_shapes(evidence: Evidence) -> str:
-    assert evidence.has("mla.py") or "mla.py" in evidence.submission.code_errors, ABSENT
+    submitted(evidence)
     observed = evidence.observe("mla", "mla", doing(evidence))
     x_shape = (1, len(evidence.draws.mla["x"][0]), evidence.draws.mla["hidden_size"])
     assert tuple(observed["output_shape"]) == x_shape, (
@@ -47,15 +61,43 @@ def check_mla_shapes(evidence: Evidence) -> str:
     return "advanced.mla_shapes: output and latent cache have the right shapes."
 
 
+def behaviour(evidence: Evidence, what: str) -> tuple[list[torch.Tensor], int]:
+    """``what`` ("output" or "cache") for the base input, the later rows changed and the first row changed,
+    each as (T, N) with random weights; and the row from which ``later`` differs."""
+    m, b = evidence.draws.mla, evidence.draws.mla_behaviour
+    length = len(m["x"][0])
+    observed = evidence.observe("mla", "behaviour", f"{doing(evidence)}, with random weights")
+    found = []
+    for key in ("base", "later", "first"):
+        t: Observed = observed[key][what]
+        assert t.values is not None, f"{doing(evidence)} returned a {what} too large to compare ({shape(t.shape)})."
+        assert t.nonfinite == 0, f"{doing(evidence)}, with random weights, returned a {what} with NaN or inf entries."
+        values = t.tensor()
+        assert values.dim() >= 2 and tuple(values.shape[:2]) == (1, length), (
+            f"{doing(evidence)} returned a {what} of shape {shape(values.shape)}; expected (1, {length}, ...)."
+        )
+        found.append(values.reshape(length, -1))
+    return found, b["split"]
+
+
+def moved(a: torch.Tensor, b: torch.Tensor) -> tuple[list[int], list[int]]:
+    """The rows of two (T, N) tensors that changed, and those that stayed the same."""
+    per_row = (a - b).abs().amax(dim=-1) if a.numel() else torch.zeros(a.shape[0])
+    scale = 1.0 + float(a.abs().max()) if a.numel() else 1.0
+    return [t for t, d in enumerate(per_row.tolist()) if d > DIFFERENT * scale], [
+        t for t, d in enumerate(per_row.tolist()) if d <= SAME * scale
+    ]
+
+
 @check(
     "5.2",
     "advanced.mla_cache",
-    4,
-    "mla.py: the latent cache holds fewer numbers per token than full multi-head K/V",
+    3,
+    "mla.py: the cache holds one latent per token, computed from that token only, fewer numbers than full K/V",
     "auto_examples/10_advanced_mla.html",
 )
 def check_mla_cache(evidence: Evidence) -> str:
-    assert evidence.has("mla.py") or "mla.py" in evidence.submission.code_errors, ABSENT
+    submitted(evidence)
     m = evidence.draws.mla
     observed = evidence.observe("mla", "mla", doing(evidence))
     cache_shape = observed["cache_shape"]
@@ -76,4 +118,52 @@ def check_mla_cache(evidence: Evidence) -> str:
         f"(2 x {m['num_heads']} heads x {m['head_dim']}). The point of MLA is to cache only the "
         f"kv_lora_rank = {m['kv_lora_rank']} latent (plus a small shared RoPE key) and rebuild K and V from it."
     )
-    return f"advanced.mla_cache: {per_token} numbers per token against {full} for full K/V."
+    (base, later, first), split = behaviour(evidence, "cache")
+    length = base.shape[0]
+    changed, kept = moved(base, first)
+    assert 0 in changed, (
+        f"{doing(evidence)}, with random weights: changing the first token's input left its cache entry "
+        "unchanged, so the cache holds nothing computed from the input (a constant?). Cache the latent "
+        "c = W_dkv x of each token."
+    )
+    assert kept == list(range(1, length)), (
+        f"{doing(evidence)}, with random weights: changing only the first token's input also changed the cache "
+        f"at positions {[t for t in range(1, length) if t not in kept]}: each token's latent is computed from "
+        "that token alone, c_t = W_dkv x_t, so that it can be cached once and reused."
+    )
+    changed, kept = moved(base, later)
+    assert kept == list(range(split)) and changed == list(range(split, length)), (
+        f"{doing(evidence)}, with random weights: changing the input from position {split} on changed the cache "
+        f"at positions {changed}; only positions {list(range(split, length))} should change, each from its "
+        "own token."
+    )
+    return f"advanced.mla_cache: one latent per token, {per_token} numbers against {full} for full K/V."
+
+
+@check(
+    "5.3",
+    "advanced.mla_attention",
+    3,
+    "mla.py: the output is causal attention: it depends on the input, reaches later positions, never earlier",
+    "auto_examples/10_advanced_mla.html",
+)
+def check_mla_attention(evidence: Evidence) -> str:
+    submitted(evidence)
+    (base, later, first), split = behaviour(evidence, "output")
+    length = base.shape[0]
+    changed, _ = moved(base, first)
+    assert changed, (
+        f"{doing(evidence)}, with random weights: changing the input left the output unchanged, so it does not "
+        "depend on the input (zeros?). Compute attention: queries from x, keys and values rebuilt from the latent."
+    )
+    assert changed == list(range(length)), (
+        f"{doing(evidence)}, with random weights: changing the first token's input changed the output only at "
+        f"positions {changed}, not at every later one: each position should attend to the tokens before it."
+    )
+    changed, _ = moved(base, later)
+    leaked = [t for t in changed if t < split]
+    assert not leaked, (
+        f"{doing(evidence)}, with random weights: changing the input from position {split} on changed the output "
+        f"at earlier positions {leaked}: add the causal mask, so that no position attends to later tokens."
+    )
+    return "advanced.mla_attention: the output is causal attention over the input."

@@ -60,7 +60,7 @@ def unchanged_positions(evidence: Evidence, doing: str) -> tuple[list[int], torc
     return [t for t in range(1, len(base)) if per_position[t] <= DIFFERENT * scale], a, b
 
 
-@check("4.1", "model.config_defaults", 6, "Config() defaults are the lesson config", "auto_examples/08_configs.html")
+@check("4.1", "model.config_defaults", 4, "Config() defaults are the lesson config", "auto_examples/08_configs.html")
 def check_config_defaults(evidence: Evidence) -> str:
     fields: dict[str, Any] = evidence.observe("config", "defaults", "Config()")["fields"]
     wrong = []
@@ -79,7 +79,7 @@ def check_config_defaults(evidence: Evidence) -> str:
 @check(
     "4.2",
     "model.logits_shape",
-    6,
+    4,
     "SimpleKimiK2(config)(torch.tensor([[1, 2, 3]])) gives logits of shape (1, 3, vocab_size)",
     "auto_examples/07_skeleton.html",
 )
@@ -99,7 +99,7 @@ def check_logits_shape(evidence: Evidence) -> str:
 @check(
     "4.3",
     "model.logits_shape_batches",
-    6,
+    4,
     "Logits have shape (batch, seq, vocab_size) for other batch sizes and lengths",
     "auto_examples/07_skeleton.html",
 )
@@ -123,7 +123,7 @@ def check_logits_shape_batches(evidence: Evidence) -> str:
 @check(
     "4.4",
     "model.causal",
-    8,
+    6,
     "Changing later tokens leaves the logits of earlier positions unchanged (causal mask)",
     "auto_examples/03_attention.html",
 )
@@ -152,7 +152,7 @@ def check_causal(evidence: Evidence) -> str:
 @check(
     "4.5",
     "model.uses_context",
-    6,
+    4,
     "Changing the first token changes the logits at later positions (attention mixes positions)",
     "auto_examples/03_attention.html",
 )

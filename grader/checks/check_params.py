@@ -62,7 +62,7 @@ def hint(observed: int, cfg: Config) -> str:
 @check(
     "3.1",
     "params.lesson_total_own_model",
-    6,
+    4,
     "lesson_total equals your own model's parameter count for the lesson config",
     "auto_examples/08_configs.html",
 )
@@ -80,7 +80,7 @@ def check_lesson_total_own_model(evidence: Evidence) -> str:
 @check(
     "3.2",
     "params.lesson_total_reference",
-    6,
+    4,
     "lesson_total equals the closed-form count of the lesson architecture",
     "auto_examples/08_configs.html",
 )
@@ -99,7 +99,7 @@ def check_lesson_total_reference(evidence: Evidence) -> str:
 @check(
     "3.3",
     "params.contract",
-    8,
+    6,
     "Your model's parameter count follows the lesson architecture on configs drawn at random",
     "auto_examples/08_configs.html",
 )

@@ -113,7 +113,7 @@ def _no_result(code: int, cpu: float, lim: Limits, out: str, seconds: float) -> 
 
 def _from_envelope(envelope: dict, lim: Limits, out: str, seconds: float) -> Outcome:
     """The run answered: a result, or the reason the probe call did not finish."""
-    kind, error = envelope["kind"], str(envelope.get("error", ""))[:1000]
+    kind, error = envelope["kind"], str(envelope.get("error", ""))[:1000].rstrip().removesuffix(":")  # "MemoryError: "
     if kind == "ok":
         result = envelope.get("result")
         if isinstance(result, dict):

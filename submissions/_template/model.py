@@ -43,13 +43,21 @@ class RMSNorm(nn.Module):
 
 class DecoderLayer(nn.Module):
     """TODO (Code Task 1): a pre-norm block with residuals,
-    h = x + attention(norm1(x)); out = h + mlp(norm2(h)),
-    with causal grouped-query attention (num_heads query heads, num_kv_heads key/value heads) and a
-    SwiGLU MLP of width intermediate_size. Use bias=False in every nn.Linear."""
+    h = x + self_attn(input_layernorm(x)); out = h + mlp(post_attention_layernorm(h)),
+    with causal grouped-query attention (num_heads query heads, num_kv_heads key/value heads, RoPE on the
+    queries and keys) and a SwiGLU MLP of width intermediate_size. Use bias=False in every nn.Linear.
+
+    Name the modules as the reference and Hugging Face checkpoints do; the grader then loads the
+    reference's weights into your model by name and compares the logits:
+        self.input_layernorm, self.post_attention_layernorm    RMSNorm(hidden_size) each
+        self.self_attn with q_proj, k_proj, v_proj, o_proj       nn.Linear each
+        self.mlp with gate_proj, up_proj, down_proj              nn.Linear each
+    (Other names work too: the grader then pairs the weights by their shapes and the order of the calls.)
+    Fields rope_theta (RoPE's base) and rms_norm_eps that you add to Config are read for that comparison."""
 
     def __init__(self, config: Config) -> None:
         super().__init__()
-        self.config = config  # TODO: norms, attention and MLP
+        self.config = config  # TODO: self.input_layernorm, self.self_attn, self.post_attention_layernorm, self.mlp
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return hidden  # TODO: (B, T, hidden_size) -> (B, T, hidden_size)

@@ -42,7 +42,7 @@ class GQA(nn.Module):
         b, t, _ = x.shape
         q = self.wq(x).view(b, t, self.n_heads, self.d).transpose(1, 2)
         k = self.wk(x).view(b, t, self.n_kv, self.d).transpose(1, 2)
-        v = self.wv(x).view(b, t, self.n_kv, self.d).transpose(1, 2)
+        v = self.wv(x).view(b, t, self.n_kv, self.d).transpose(1, 2)  # mistake: no RoPE on q and k
         k = k.repeat_interleave(self.n_heads // self.n_kv, dim=1)
         v = v.repeat_interleave(self.n_heads // self.n_kv, dim=1)
         out = F.scaled_dot_product_attention(q, k, v)  # mistake: no causal mask (is_causal=True)
