@@ -75,6 +75,13 @@ def similarity(session: nox.Session) -> None:
 
 
 @nox.session
+def release(session: nox.Session) -> None:
+    """The class release: ``dist/student-kit/`` (the learners' repository) and ``dist/autograder.zip`` (Gradescope)."""
+    install(session, "grade")
+    session.run("python", "-m", "grader", "release", "--out", "dist", *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: each prints ratios measured in one run against a named baseline."""
     install(session, "test", "docs", "similarity")

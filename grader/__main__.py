@@ -33,7 +33,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m grader",
         description="Grade Lesson 1.2 submissions (default: every submissions/<id>/ except _template).",
-        epilog="Other commands: " + ", ".join(f"python -m grader {name} --help" for name in COMMANDS) + ".",
+        epilog=("Other commands: " + ", ".join(f"python -m grader {name} --help" for name in COMMANDS) + ".")
+        if COMMANDS
+        else None,
     )
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="submission folders, submissions/<id>/")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="submissions graded at a time")

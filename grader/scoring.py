@@ -43,7 +43,7 @@ EVIDENCE = pytest.StashKey[Evidence]()  # each check item's student, kept there 
 # grader runs the visible checks, stands in for the after_due_date ones, and holds no hidden check at all.
 VISIBILITY = {
     "visible": "always",
-    "after_due_date": "after the due date (its message would give an answer away before it)",
+    "after_due_date": "after the due date: a check whose message would state an answer (the quiz, the mask, a count)",
     "hidden": "never on Gradescope; in feedback.md once the instructor publishes the grades",
 }
 
