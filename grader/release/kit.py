@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..scoring import CheckSpec
+from ..scoring import CheckSpec, number_key
 from ..written import written_table
 from .learner import build_learner_grader, check_definitions
 
@@ -159,7 +159,8 @@ def student_docs(repo: Path, target: Path) -> None:
 
 def shares(repo: Path) -> tuple[list[CheckSpec], list[CheckSpec]]:
     """The checks as learners get them: (visible, shown after the due date); hidden ones are not theirs to know."""
-    specs = [d.spec for path in sorted((repo / "grader/checks").glob("check_*.py")) for d in check_definitions(path)]
+    found = [d.spec for path in sorted((repo / "grader/checks").glob("check_*.py")) for d in check_definitions(path)]
+    specs = sorted(found, key=lambda s: number_key(s.number))
     return [s for s in specs if s.visibility == "visible"], [s for s in specs if s.visibility == "after_due_date"]
 
 
