@@ -154,7 +154,7 @@ def test_no_answer_is_in_the_kit_and_the_scan_knows_every_source_of_one(kit, fou
 def planted_lines(kind: str) -> list[str]:
     """Real lines of each kind of answer, as they stand in the repository (not squashed)."""
     if kind == "solution":
-        first, lines = next(regions(REPO / "docs/lessons/09_quiz.py"))
+        _, lines = next(regions(REPO / "docs/lessons/09_quiz.py"))
         return [line for line in lines if len(squash(line)) > 40][:2]
     if kind == "answer key":
         return [
