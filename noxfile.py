@@ -85,5 +85,6 @@ def release(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: each prints ratios measured in one run against a named baseline."""
     install(session, "test", "docs", "similarity")
-    for script in ("bench_model.py", "bench_grader.py", "bench_sandbox.py", "bench_docs.py", "bench_similarity.py"):
+    benchmarks = ("bench_model", "bench_grader", "bench_sandbox", "bench_docs", "bench_similarity", "bench_gradescope")
+    for script in (f"{name}.py" for name in benchmarks):
         session.run("python", f"tests/benchmarks/{script}", *session.posargs)

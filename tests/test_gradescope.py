@@ -1,11 +1,10 @@
 """dist/autograder.zip run as Gradescope runs it, in a temporary folder standing in for /autograder.
 
-Each submission gets a fresh root, as each gets a fresh container on Gradescope: ``source/`` (the zip unpacked),
-``run_autograder`` copied beside it, ``submission/`` (the upload), ``submission_metadata.json`` and ``results/``.
-``run_autograder`` runs as root (as Gradescope runs it: directly, or through password-less sudo) with an
-interpreter that has torch and pytest but not the grader, as setup.sh's environment has them. A ``bwrap`` that
-cannot start stands first on the PATH unless a test wants bubblewrap: inside Gradescope's container namespaces
-are usually refused, and the grader then runs the code as a uid of its own.
+Each submission gets a fresh root, as each gets a fresh container on Gradescope (``tests/gradescope_sim.py``:
+``source/``, ``run_autograder``, ``submission/``, ``submission_metadata.json``, ``results/``), and
+``run_autograder`` runs as root. Unless a test wants bubblewrap, a ``bwrap`` that cannot start comes first on
+the PATH: Gradescope's containers usually refuse namespaces, and the grader then runs the code as a uid of its
+own.
 
 Every results.json is validated against tests/fixtures/gradescope-results.schema.json. The key thief (a fixture
 that reads, lists, walks, writes and forges under the root, then smuggles what it got through stdout, stderr
@@ -16,13 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import textwrap
 import zipfile
 from collections.abc import Iterator
@@ -30,6 +26,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from gradescope_sim import METADATA, files, interpreter, remove
+from gradescope_sim import container as simulated
+from gradescope_sim import run_autograder as run
 
 from grader.release import gradescope
 from grader.release.autograder import build_autograder
@@ -39,107 +38,41 @@ from reference import Config, count_parameters
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 SCHEMA = json.loads((FIXTURES / "gradescope-results.schema.json").read_text())
-METADATA = {
-    "id": 4242,
-    "created_at": "2025-03-14T22:10:00.000000+00:00",
-    "assignment": {"due_date": "2025-03-14T23:59:00.000000+00:00", "late_due_date": None, "title": "Lesson 1.2"},
-    "users": [{"email": "ada@example.com", "id": 7, "name": "Ada Lovelace"}],
-    "previous_submissions": [],
-}
 
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return_path = tmp_path_factory.mktemp("release") / "autograder.zip"
-    build_autograder(REPO, return_path, {"docs_url": "https://course.example/kimi-k2/"})
-    return return_path
+    path = tmp_path_factory.mktemp("release") / "autograder.zip"
+    build_autograder(REPO, path, {"docs_url": "https://course.example/kimi-k2/"})
+    return path
 
 
 @pytest.fixture(scope="module")
 def python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """setup.sh's environment, in effect: torch, pytest and numpy importable, the grader not (a venv whose only
-    packages are this test run's, through a .pth file)."""
-    venv = tmp_path_factory.mktemp("gradescope-venv")
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--clear", str(venv)], check=True)
-    site = next(Path(venv, "lib").glob("python3*/site-packages"))
-    torch_dir = Path(__import__("torch").__file__).parents[1]
-    (site / "test-packages.pth").write_text(f"{torch_dir}\n")
-    interpreter = venv / "bin" / "python"
-    probe = "import torch, pytest, importlib.util; print(importlib.util.find_spec('grader'))"
-    found = subprocess.run([interpreter, "-c", probe], capture_output=True, text=True, cwd="/", check=True)
-    assert found.stdout.strip() == "None", "the simulated environment must not hold the grader"
-    return interpreter
+    return interpreter(tmp_path_factory.mktemp("gradescope-venv"))
 
 
 @pytest.fixture
 def roots() -> Iterator[list[Path]]:
-    """Fresh simulated /autograder folders, world-traversable like the real one, removed afterwards."""
+    """Fresh simulated /autograder folders, removed afterwards."""
     made: list[Path] = []
     yield made
     for root in made:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def as_root() -> list[str]:
-    """Gradescope runs the autograder as root; so does this test (directly, or through password-less sudo)."""
-    if os.geteuid() == 0:
-        return []
-    sudo = subprocess.run(["sudo", "-n", "true"], capture_output=True, check=False)
-    assert sudo.returncode == 0, (
-        "this test runs run_autograder as root, as Gradescope does: run it as root or with sudo"
-    )
-    return ["sudo", "-n", "--preserve-env=AUTOGRADER_ROOT,AUTOGRADER_PYTHON,PATH"]
+        remove(root)
 
 
 def container(roots: list[Path], archive: Path, upload: dict[str, bytes], metadata: dict | None = METADATA) -> Path:
-    """A simulated /autograder after Gradescope built the image and downloaded one upload."""
-    root = Path(tempfile.mkdtemp(prefix="gradescope-root-"))
-    roots.append(root)
-    root.chmod(0o755)
-    with zipfile.ZipFile(archive) as zipped:
-        zipped.extractall(root / "source")
-        for info in zipped.infolist():  # zipfile drops the modes; Gradescope's unzip keeps them
-            (root / "source" / info.filename).chmod(info.external_attr >> 16 & 0o777)
-    shutil.copy2(root / "source" / "run_autograder", root / "run_autograder")
-    (root / "submission").mkdir()
-    for name, data in upload.items():
-        (root / "submission" / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / "submission" / name).write_bytes(data)
-    if metadata is not None:
-        (root / "submission_metadata.json").write_text(json.dumps(metadata))
-    (root / "results").mkdir(mode=0o755)
-    (root / "control.txt").write_text("control: anyone may read this\n")
-    (root / "control.txt").chmod(0o644)
-    return root
+    roots.append(simulated(archive, upload, metadata))
+    return roots[-1]
 
 
 def run_autograder(root: Path, python: Path | str, bwrap: bool = False) -> dict:
-    """run_autograder as Gradescope runs it (root, in /autograder); results.json, validated."""
-    env = dict(os.environ, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=str(python))
-    if not bwrap:
-        fake = root.parent / f"{root.name}-bin"
-        fake.mkdir(exist_ok=True)
-        (fake / "bwrap").write_text(
-            "#!/bin/sh\necho 'Creating new namespace failed: Operation not permitted' >&2\nexit 1\n"
-        )
-        (fake / "bwrap").chmod(0o755)
-        env["PATH"] = f"{fake}:{env['PATH']}"
-    done = subprocess.run(
-        [*as_root(), "bash", str(root / "run_autograder")],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    """run_autograder as Gradescope runs it; its results.json, validated against Gradescope's schema."""
+    done = run(root, python, bwrap)
     assert done.returncode == 0, done.stdout + done.stderr
     data = json.loads((root / "results" / "results.json").read_text())
     jsonschema.validate(data, SCHEMA)
     return data
-
-
-def files(folder: Path, prefix: str = "") -> dict[str, bytes]:
-    return {f"{prefix}{p.name}": p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
 def thief(root: Path) -> dict[str, bytes]:
@@ -260,7 +193,7 @@ def test_the_key_thief_finds_nothing(archive, python, roots, bwrap: bool) -> Non
     keys_and_rubrics = answers(REPO, count_parameters(Config.lesson()))
     keys_and_rubrics.answers = [a for a in keys_and_rubrics.answers if a.kind == "answer key"]
     keys_and_rubrics.numbers = []
-    smuggled = root.parent / f"{root.name}-smuggled"
+    smuggled = root.parent / f"{root.name}-smuggled"  # removed with the root
     smuggled.mkdir()
     (smuggled / "report.json").write_text(json.dumps(report))
     assert scan(smuggled, keys_and_rubrics).hits == []

@@ -9,8 +9,8 @@ that leaves them out of the student kit:
 - the code of every check learners do not get (``visibility`` other than "visible");
 - the example and full-marks submissions (``submissions/*`` but the template, the full-marks fixture);
 - the lesson parameter total, ``count_parameters(Config.lesson())``, in every way a page might print it
-  (``numbers``): its digits bare or grouped by threes with any separator, and rounded in billions or millions
-  with a unit (``6.16B``, ``6.155 billion``, ``6.155e+09``, a count of millions with ``M``).
+  (``numbers``): its digits bare or grouped by threes with any separator, and rounded to three or more
+  significant digits in billions or millions with a unit (``B``, ``billion``, ``G``, ``e+09``, ``M`` ...).
 
 Only *distinctive* lines count: at least ``MIN_LENGTH`` letters and digits once squashed (lower case, nothing
 but letters and digits, so that wrapping, markup, HTML tags and syntax highlighting cannot hide a match), and
