@@ -30,7 +30,11 @@ KIT, ZIP = "student-kit", "autograder.zip"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m grader release", description=__doc__.split("\n")[0].strip("`"))
+    p = argparse.ArgumentParser(
+        prog="python -m grader release",
+        description="Build what a class needs from this repository: OUT/student-kit/, the learners' repository (no "
+        "answer in it), and OUT/autograder.zip, a Gradescope autograder.",
+    )
     p.add_argument("--out", type=Path, default=Path("dist"), metavar="DIR", help="where to build (default: dist/)")
     p.add_argument("--docs-url", metavar="URL", help="where the lesson is published: Gradescope feedback links it")
     p.add_argument(
