@@ -247,6 +247,14 @@ def test_names_ids_and_missing_metadata(tmp_path: Path) -> None:
         (two / name / "model.py").write_text("")
     with pytest.raises(gradescope.UploadError, match=r"several submission folders \(a/, b/\): upload one"):
         gradescope.locate(two)
+    kit = tmp_path / "repository"  # the student kit, zipped whole or submitted from GitHub
+    for name in ("reference/mla.py", "submissions/_template/model.py", "submissions/ada/model.py", ".git/x/model.py"):
+        (kit / name).parent.mkdir(parents=True, exist_ok=True)
+        (kit / name).write_text("")
+    assert gradescope.locate(kit) == kit / "submissions" / "ada"
+    (kit / "submissions" / "ada" / "model.py").unlink()
+    with pytest.raises(gradescope.UploadError, match=r"upload's submissions/ holds no submission: copy submissions/_t"):
+        gradescope.locate(kit)
 
 
 def test_the_late_policy_call_site_follows_the_gradescope_dates(tmp_path: Path, monkeypatch) -> None:

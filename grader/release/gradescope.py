@@ -88,25 +88,48 @@ def student_id(names: list[str]) -> str:
     return "_".join(p for p in parts if p)[:64].strip("-_") or "submission"
 
 
+def folders(path: Path) -> list[Path]:
+    """The sub-folders of ``path`` a submission may be in: no link, nothing hidden, no template, no archiver's."""
+    return [
+        child
+        for child in sorted(path.iterdir())
+        if child.is_dir() and not child.is_symlink() and not child.name.startswith((".", "_", *SKIPPED))
+    ]
+
+
 def locate(upload: Path) -> Path:
-    """The upload's submission folder: the shallowest folder (the upload itself first) that holds a submission
-    file. UploadError when there is none, or more than one at that depth."""
+    """The upload's submission folder: the upload itself when it holds a submission file; in a whole repository
+    (the student kit, zipped or submitted from GitHub) its one ``submissions/<id>/``; else the shallowest folder
+    that holds one. UploadError when there is none, or more than one."""
     from ..submission import KNOWN_FILES
 
-    level = [upload]
-    for _ in range(SEARCH_DEPTH + 1):
-        found = [d for d in level if any((d / name).is_file() or (d / name).is_symlink() for name in KNOWN_FILES)]
+    def holds(folder: Path) -> bool:
+        return any((folder / name).is_file() or (folder / name).is_symlink() for name in KNOWN_FILES)
+
+    if holds(upload):
+        return upload
+    for top in [upload, *folders(upload)]:
+        if (top / "submissions").is_dir() and not (top / "submissions").is_symlink():
+            mine = [folder for folder in folders(top / "submissions") if holds(folder)]
+            if len(mine) == 1:
+                return mine[0]
+            where = (top / "submissions").relative_to(upload)
+            if mine:
+                names = ", ".join(f"{folder.name}/" for folder in mine)
+                raise UploadError(f"Your upload's {where}/ holds several submissions ({names}): keep only yours.")
+            raise UploadError(
+                f"Your upload's {where}/ holds no submission: copy submissions/_template/ to "
+                "submissions/<your-id>/ and work there."
+            )
+    level = folders(upload)
+    for _ in range(SEARCH_DEPTH):
+        found = [folder for folder in level if holds(folder)]
         if len(found) == 1:
             return found[0]
         if found:
-            names = ", ".join(f"{d.relative_to(upload)}/" for d in found)
+            names = ", ".join(f"{folder.relative_to(upload)}/" for folder in found)
             raise UploadError(f"Your upload holds several submission folders ({names}): upload one.")
-        level = [
-            child
-            for d in level
-            for child in sorted(d.iterdir())
-            if child.is_dir() and not child.is_symlink() and not child.name.startswith((".", *SKIPPED))
-        ]
+        level = [child for folder in level for child in folders(folder)]
     held = sorted(p.relative_to(upload).as_posix() for p in upload.rglob("*") if p.is_file())[:12]
     raise UploadError(
         f"Your upload holds none of {', '.join(KNOWN_FILES[:3])} (it holds: {', '.join(held) or 'nothing'}). "
