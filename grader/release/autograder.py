@@ -17,28 +17,18 @@ The archive is reproducible: its entries are sorted, dated 1980-01-01 and carry 
 
 from __future__ import annotations
 
-import re
 import tomllib
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from .kit import FILES, fill, toml_text, torch_pin
+from .kit import FILES, fill, python_minimum, toml_text, torch_pin
 
 VENV = "/opt/kimi-k2-grader"  # setup.sh makes it, run_autograder uses it (outside source/: readable by the runs)
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 LEFT_OUT = ("similarity", "__pycache__")  # grader/similarity/: an instructor's tool that grading never imports
 EXTRA = "grade"
 EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-def python_minimum(repo: Path) -> str:
-    """``3.11`` from ``requires-python = ">=3.11"``."""
-    wanted = tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))["project"]["requires-python"]
-    found = re.fullmatch(r">=\s*(\d+\.\d+)", wanted.strip())
-    if found is None:
-        raise ValueError(f"pyproject.toml: requires-python {wanted!r} is not of the form '>=X.Y'")
-    return found[1]
 
 
 def requirements(repo: Path) -> str:

@@ -64,6 +64,15 @@ def torch_pin(repo: Path) -> str:
     raise UsageError(f"{repo / 'noxfile.py'} declares no TORCH pin")
 
 
+def python_minimum(repo: Path) -> str:
+    """``3.11`` from the repository's ``requires-python = ">=3.11"``."""
+    wanted = tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))["project"]["requires-python"]
+    found = re.fullmatch(r">=\s*(\d+\.\d+)", wanted.strip())
+    if found is None:
+        raise UsageError(f"pyproject.toml: requires-python {wanted!r} is not of the form '>=X.Y'")
+    return found[1]
+
+
 def without_instructor_regions(text: str, where: str) -> str:
     """Markdown without its ``<!-- BEGIN INSTRUCTOR -->`` ... ``<!-- END INSTRUCTOR -->`` regions (markers included)."""
     kept, inside = [], None
@@ -183,6 +192,7 @@ def kit_readme(repo: Path) -> str:
         "LATER_SENTENCE": sentence,
         "WRITTEN_POINTS": f"{sum(float(str(row['points'])) for row in written_table()):g}",
         "COMMIT": commit(repo),
+        "PYTHON_MIN": python_minimum(repo),
     }
     return fill((FILES / "kit" / "README.md").read_text(encoding="utf-8"), values)
 
