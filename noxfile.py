@@ -75,9 +75,16 @@ def similarity(session: nox.Session) -> None:
 
 
 @nox.session
+def release(session: nox.Session) -> None:
+    """The class release: ``dist/student-kit/`` (the learners' repository) and ``dist/autograder.zip`` (Gradescope)."""
+    install(session, "grade")
+    session.run("python", "-m", "grader", "release", "--out", "dist", *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: each prints ratios measured in one run against a named baseline."""
     install(session, "test", "docs", "similarity")
     benchmarks = ("bench_model", "bench_decode", "bench_grader", "bench_sandbox", "bench_docs", "bench_similarity")
-    for script in benchmarks:
+    for script in (*benchmarks, "bench_gradescope"):
         session.run("python", f"tests/benchmarks/{script}.py", *session.posargs)

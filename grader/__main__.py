@@ -1,5 +1,5 @@
 """Command line: ``python -m grader [PATH ...] [--jobs N] [--out DIR] [--fail-under N] [--require-isolation]
-[--seed N] [--manual FILE] [--fresh]`` grades; ``python -m grader COMMAND ...`` runs one of ``COMMANDS``
+[--seed N] [--manual FILE] [--fresh] [--publish]`` grades; ``python -m grader COMMAND ...`` runs one of ``COMMANDS``
 (``python -m grader similarity --help``). A submission folder named like a command is given as ``./NAME``.
 
 Exit status: 0 when grading finished (whatever the scores); 1 when ``--fail-under`` is not met; 2 for a usage
@@ -19,20 +19,23 @@ from pathlib import Path
 from .errors import GraderError, SandboxUnavailable, UsageError
 from .experiments import RunResult
 from .grading import grade_batch, prepare
+from .reports.files import shown_line, visibilities, withheld
 from .results import StudentResult
 from .scoring import points_table
 from .submission import discover, select_folders
 
 EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_GRADER = 1, 2, 3
 # The instructor's other commands: name -> the module whose ``main(argv) -> int`` runs it.
-COMMANDS = {"similarity": "grader.similarity"}
+COMMANDS = {"similarity": "grader.similarity", "release": "grader.release"}
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m grader",
         description="Grade Lesson 1.2 submissions (default: every submissions/<id>/ except _template).",
-        epilog="Other commands: " + ", ".join(f"python -m grader {name} --help" for name in COMMANDS) + ".",
+        epilog=("Other commands: " + ", ".join(f"python -m grader {name} --help" for name in COMMANDS) + ".")
+        if COMMANDS
+        else None,
     )
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="submission folders, submissions/<id>/")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="submissions graded at a time")
@@ -47,6 +50,11 @@ def parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="where the lesson site is published (e.g. https://course.example/kimi-k2/): feedback links each page",
     )
+    p.add_argument(
+        "--publish",
+        action="store_true",
+        help="show every check in the feedback; by default checks shown after the due date, or hidden, are withheld",
+    )
     return p
 
 
@@ -57,17 +65,25 @@ def show_progress(done: int, total: int, student: str, seconds: float, runs: dic
     print(f"[{done:>{len(str(total))}}/{total}] {student:<24} {seconds:6.2f} s  {state}", flush=True)
 
 
-def show_detail(r: StudentResult) -> None:
-    """Every check of a single submission, with the message of each one not passed."""
+def show_detail(r: StudentResult, publish: bool = False) -> None:
+    """Every check of a single submission, with the message of each one not passed; before ``publish``, a check
+    the learner may not see yet shows only its name and points (a CI log is the learner's to read)."""
+    visibility = visibilities()
+    held = withheld(r, visibility, publish)
+    later = {c.number for c in held}
     print(f"\n{r.student}: {r.isolation}")
     for notice in r.notices:
         print(f"  note: {notice}")
     for c in r.checks:
+        if c.number in later:
+            if visibility.get(c.number) == "after_due_date":
+                print(f"  {c.number:<4} {c.name:<34}    - / {c.max_score:<3g} shown after the due date (--publish)")
+            continue
         print(f"  {c.number:<4} {c.name:<34} {c.score:>4g} / {c.max_score:<3g} {c.status}")
         if c.status != "passed":
             print(textwrap.fill(c.message, width=100, initial_indent="         ", subsequent_indent="         "))
     pending = len(r.pending)
-    print(f"\n  Automatic checks: {r.score:g} / {r.max_score:g}")
+    print(f"\n  {shown_line(r, held)}")
     print(f"  Written work: {r.written_score:g} / {r.written_max:g} recorded, {pending} awaiting review")
 
 
@@ -127,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             require_isolation=args.require_isolation,
             progress=show_progress if len(folders) > 1 else None,
             docs_url=args.docs_url,
+            publish=args.publish,
         )
     except UsageError as exc:
         print(f"grader: error: {exc}", file=sys.stderr)
@@ -138,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"grader: failed: cannot write the reports to {args.out}: {exc}", file=sys.stderr)
         return EXIT_GRADER
     if len(results) == 1:
-        show_detail(results[0])
+        show_detail(results[0], args.publish)
     else:
         show_summary(results)
     print(f"Reports written to {args.out}/" + (f" (manual scores merged from {manual})" if manual else ""))

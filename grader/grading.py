@@ -88,6 +88,7 @@ def grade(
     progress: Progress | None = None,
     fresh: bool = False,
     docs_url: str | None = None,
+    publish: bool = False,
 ) -> list[StudentResult]:
     """Grade submission folders; write the reports to ``out`` when given.
 
@@ -103,6 +104,8 @@ def grade(
         fresh: start a new gradebook in ``out``; by default the students graded now are merged into the one
             there, and the others keep their earlier rows (see ``grader.reports.gradebook``).
         docs_url: where the lesson site is published; feedback then links each check's page in full.
+        publish: feedback.md shows every check; by default it withholds the checks that are not "visible"
+            (``grader.scoring.VISIBILITY``) until the instructor publishes the grades.
 
     Returns:
         One StudentResult per path, in the order given.
@@ -117,6 +120,7 @@ def grade(
         require_isolation=require_isolation,
         progress=progress,
         docs_url=docs_url,
+        publish=publish,
     )
 
 
@@ -129,6 +133,7 @@ def grade_batch(
     require_isolation: bool = False,
     progress: Progress | None = None,
     docs_url: str | None = None,
+    publish: bool = False,
 ) -> list[StudentResult]:
     """Grade a prepared batch (the arguments as for ``grade``); one StudentResult per folder, in its order."""
     folders, out, manual, scores = batch.folders, batch.out, batch.manual, batch.scores
@@ -177,5 +182,6 @@ def grade_batch(
         results.append(result)
     if out is not None:
         meta = {"seed": base_seed, "isolation": isolation, "points": points_table(), "manual_file": str(manual or "")}
+        meta["publish"] = publish
         write_all(merge_class(batch.earlier, results), out, meta, graded=results)
     return results

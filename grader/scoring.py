@@ -1,7 +1,8 @@
 """Checks as pytest tests: the ``check`` decorator, partial credit, and running pytest over the check modules.
 
 Each check is a function ``check_*(evidence)`` in ``grader/checks/check_*.py`` with a ``@check(...)`` decorator
-that gives its number, name, points, a one-line description and its docs page. ``pytest.main`` runs them in
+that gives its number, name, points, a one-line description, its docs page and who sees it when
+(``visibility``, Gradescope's terms: see ``VISIBILITY``). ``pytest.main`` runs them in
 the grader's own process (student code never runs here; ``evidence`` is an ``Evidence`` of one student's
 answers and validated observations), with every student as one parameter of ``evidence``, each student's
 checks in number order. The plugin turns each outcome into a ``CheckResult``:
@@ -37,26 +38,40 @@ CHECKS_DIR = Path(__file__).with_name("checks")
 PYTEST_CONFIG = Path(__file__).with_name("pytest-checks.toml")
 DOCS_ROOT = "the lesson docs"
 EVIDENCE = pytest.StashKey[Evidence]()  # each check item's student, kept there by the ``evidence`` fixture
+# When a learner sees a check's result, in Gradescope's words (its results.json carries the value per test):
+# feedback.md withholds what is not "visible" until the instructor publishes (``--publish``); the student kit's
+# grader runs the visible checks, stands in for the after_due_date ones, and holds no hidden check at all.
+VISIBILITY = {
+    "visible": "always",
+    "after_due_date": "after the due date: a check whose message would state an answer (the quiz, the mask, a count)",
+    "hidden": "never on Gradescope; in feedback.md once the instructor publishes the grades",
+}
 
 
 @dataclass(frozen=True)
 class CheckSpec:
-    """A check's identity: ``number`` orders the table ("1.2"), ``docs`` is the page that explains it."""
+    """A check's identity: ``number`` orders the table ("1.2"), ``docs`` is the page that explains it,
+    ``visibility`` says when a learner sees its result (a key of ``VISIBILITY``)."""
 
     number: str
     name: str
     points: float
     what: str
     docs: str
+    visibility: str = "visible"
 
 
-def check(number: str, name: str, points: float, what: str, docs: str) -> Callable[[Callable], Callable]:
+def check(
+    number: str, name: str, points: float, what: str, docs: str, visibility: str = "visible"
+) -> Callable[[Callable], Callable]:
     """Mark a pytest function in grader/checks as a graded check; it takes one argument, ``evidence``."""
+    if visibility not in VISIBILITY:
+        raise ValueError(f"check {number} {name}: visibility {visibility!r} is not one of {', '.join(VISIBILITY)}")
 
     def mark(function: Callable) -> Callable:
         if list(inspect.signature(function).parameters) != ["evidence"]:
             raise TypeError(f"{function.__name__}: a check takes one argument, evidence (an Evidence)")
-        function.check_spec = CheckSpec(number, name, points, what, docs)
+        function.check_spec = CheckSpec(number, name, points, what, docs, visibility)
         return function
 
     return mark
@@ -256,8 +271,15 @@ def check_functions() -> list[Callable]:
 
 
 def points_table() -> list[dict[str, Any]]:
-    """The checks as rows (number, name, points, what, docs), for the docs and the reports."""
+    """The checks as rows (number, name, points, what, docs, visibility), for the docs and the reports."""
     return [
-        {"number": s.number, "name": s.name, "points": s.points, "what": s.what, "docs": s.docs}
+        {
+            "number": s.number,
+            "name": s.name,
+            "points": s.points,
+            "what": s.what,
+            "docs": s.docs,
+            "visibility": s.visibility,
+        }
         for s in (f.check_spec for f in check_functions())
     ]

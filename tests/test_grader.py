@@ -39,6 +39,8 @@ EXAMPLES = ["_template", "alice", "bob"]
 POINTS = {row["number"]: row["points"] for row in grader.points_table()}
 MODEL_CHECKS = ["3.3", "4.1", "4.2", "4.3", "4.4", "4.5", "4.6", "4.7", "4.8", "4.9", "4.10", "4.11"]
 PAGES = {row["number"]: row["docs"] for row in grader.points_table()}
+VISIBLE = {row["number"]: row["visibility"] for row in grader.points_table()}
+LATER = sum(POINTS[n] for n, v in VISIBLE.items() if v != "visible")
 NUMBER = r"[0-9.e+-]+"
 
 
@@ -399,8 +401,11 @@ def test_every_report_is_written_and_results_json_follows_gradescopes_schema(gra
         assert data["score"] == results[student].total
         assert len(data["tests"]) == len(POINTS) + 8
         feedback = (out / student / "feedback.md").read_text()
+        later = [c for c in results[student].checks if VISIBLE[c.number] != "visible"]  # the quiz: after the due date
+        shown = results[student].score - sum(c.score for c in later)
         assert feedback.startswith(
-            f"# Feedback for {student}\n\n**Automatic checks: {results[student].score:g} / 100**"
+            f"# Feedback for {student}\n\n**Automatic checks: {shown:g} / {100 - LATER:g} shown now "
+            f"({LATER:g} more points later)**"
         )
     with (out / "gradebook.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -515,7 +520,7 @@ def test_a_bad_manual_scores_file_is_a_usage_error_before_grading_starts(
 def test_the_command_line_grades_one_submission_in_detail_and_gates_on_fail_under(graded, tmp_path, capsys) -> None:
     out = tmp_path / "reports"
     code = main([str(ROOT / "submissions" / "bob"), "--jobs", "1", "--seed", str(SEED), "--out", str(out),
-                 "--fail-under", "60"])  # fmt: skip
+                 "--fail-under", "60", "--publish"])  # fmt: skip
     captured = capsys.readouterr()
     assert code == 1
     assert captured.err == "grader: 1 submission(s) under --fail-under 60: bob (46)\n"

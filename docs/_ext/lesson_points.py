@@ -1,7 +1,8 @@
 """Two directives that show the grader's points as the grader itself reports them.
 
 ``points-table``: the automatic checks, from :func:`grader.points_table` (number, name, what it
-checks, the lesson page that explains it, points). ``written-table``: the written work a person
+checks, the lesson page that explains it, when a learner sees its result, points; the student edition
+leaves out the hidden checks). ``written-table``: the written work a person
 scores, from :func:`grader.written_table` (answers key, title, points). Both end with a total row,
 are generated at build time, so the site cannot disagree with ``nox -s grade``, and are re-read
 whenever a file of the ``grader`` package changes.
@@ -10,7 +11,7 @@ whenever a file of the ``grader`` package changes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from docutils import nodes
 from sphinx.addnodes import pending_xref
@@ -40,7 +41,7 @@ class GraderTable(SphinxDirective):
                 f"{self.name} needs the grader package ({error}); install the project "
                 "(`pip install -e .`) or build through `nox -s docs`."
             ) from error
-        rows = getattr(grader, self.source)()
+        rows = [row for row in getattr(grader, self.source)() if self.shown(row)]
         for index, row in enumerate(rows):
             missing = {key for key, *_ in self.columns} - set(row)
             if missing:
@@ -68,6 +69,11 @@ class GraderTable(SphinxDirective):
     def cell(self, key: str, value: Any) -> Cell:
         return _format_points(value) if key == "points" else str(value)
 
+    def shown(self, row: dict[str, Any]) -> bool:
+        """Whether this edition lists the row: the student edition has no hidden check."""
+        student = (Path(self.env.srcdir) / "STUDENT_EDITION").exists()  # as conf.py tells the editions apart
+        return not (row.get("visibility") == "hidden" and student)
+
     @staticmethod
     def _row(cells: list[Cell], *, strong: bool = False) -> nodes.row:
         row = nodes.row()
@@ -89,11 +95,13 @@ class PointsTable(GraderTable):
     source = "points_table"
     columns = (
         ("number", "#", 6),
-        ("name", "Check", 24),
-        ("what", "What it checks", 46),
+        ("name", "Check", 22),
+        ("what", "What it checks", 36),
         ("docs", "Read", 16),
+        ("visibility", "Result shown", 12),
         ("points", "Points", 8),
     )
+    when: ClassVar[dict[str, str]] = {"visible": "at once", "after_due_date": "after the due date", "hidden": "never"}
 
     def cell(self, key: str, value: Any) -> Cell:
         """The ``docs`` column becomes a cross-reference to the lesson page the grader names.
@@ -101,6 +109,8 @@ class PointsTable(GraderTable):
         A resolved ``doc`` reference: a page the grader names but the site lacks fails the ``-W``
         build instead of shipping a dead link.
         """
+        if key == "visibility":
+            return self.when[value]
         if key != "docs":
             return super().cell(key, value)
         target = "/" + str(value).removesuffix(".html")

@@ -68,7 +68,14 @@ def boolean(rows: list[list[float]], ones: set[tuple[int, int]]) -> bool:
     return all(rows[i][j] == (1.0 if (i, j) in ones else 0.0) for i in range(SIZE) for j in range(SIZE))
 
 
-@check("2.1", "math.causal_mask", 6, "Mathematical task: the 4x4 causal mask", "auto_examples/03_attention.html")
+@check(
+    "2.1",
+    "math.causal_mask",
+    6,
+    "Mathematical task: the 4x4 causal mask",
+    "auto_examples/03_attention.html",
+    visibility="after_due_date",
+)
 def check_causal_mask(evidence: Evidence) -> str:
     rows = read_mask(evidence.answer("math", "causal_mask"))
     keep = {(i, j) for i, j in causal_mask(SIZE, kind="bool").nonzero().tolist()}

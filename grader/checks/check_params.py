@@ -25,7 +25,7 @@ ARCHITECTURE = (
 
 
 def lesson_total(evidence: Evidence) -> int:
-    """The learner's ``[params] lesson_total`` as an int (TOML int, integral float, or "6,155,390,976")."""
+    """The learner's ``[params] lesson_total`` as an int (TOML int, integral float, or "6,000,000,000")."""
     raw = evidence.answer("params", "lesson_total")
     if isinstance(raw, str):
         digits = raw.strip().replace(",", "").replace("_", "").replace(" ", "")
@@ -83,6 +83,7 @@ def check_lesson_total_own_model(evidence: Evidence) -> str:
     4,
     "lesson_total equals the closed-form count of the lesson architecture",
     "auto_examples/08_configs.html",
+    visibility="after_due_date",
 )
 def check_lesson_total_reference(evidence: Evidence) -> str:
     claimed = lesson_total(evidence)

@@ -28,7 +28,14 @@ def q1_choice(raw: str) -> str | None:
     return matches[0] if len(matches) == 1 else None
 
 
-@check("1.1", "quiz.q1", 4, "Quiz 1: what comes after the embeddings", "auto_examples/07_skeleton.html")
+@check(
+    "1.1",
+    "quiz.q1",
+    4,
+    "Quiz 1: what comes after the embeddings",
+    "auto_examples/07_skeleton.html",
+    visibility="after_due_date",
+)
 def check_q1(evidence: Evidence) -> str:
     raw = evidence.answer("quiz", "q1")
     assert isinstance(raw, str), f'quiz.q1 should be a letter in quotes, e.g. q1 = "a"; found {toml_type(raw)}.'
@@ -42,7 +49,14 @@ def check_q1(evidence: Evidence) -> str:
     return "quiz.q1: right, the decoder layers come after the embeddings."
 
 
-@check("1.2", "quiz.q2", 4, "Quiz 2: does MoE activate every expert?", "auto_examples/05_moe.html")
+@check(
+    "1.2",
+    "quiz.q2",
+    4,
+    "Quiz 2: does MoE activate every expert?",
+    "auto_examples/05_moe.html",
+    visibility="after_due_date",
+)
 def check_q2(evidence: Evidence) -> str:
     raw = evidence.answer("quiz", "q2")
     assert raw != "", "quiz.q2 has no answer yet: write true or false (without quotes)."
@@ -65,6 +79,7 @@ def check_q2(evidence: Evidence) -> str:
     6,
     "Quiz 3: the purpose of the 1/sqrt(d_k) scale (rubric of ideas)",
     "auto_examples/03_attention.html",
+    visibility="after_due_date",
 )
 def check_q3(evidence: Evidence) -> str:
     raw = evidence.answer("quiz", "q3")

@@ -3,6 +3,12 @@ summaries (the layout is in ``grader.reports``).
 
 The class-wide files cover the whole gradebook (merged with the earlier one, see ``grader.reports.gradebook``);
 the per-student folders are written for the students graded in this run.
+
+Visibility (``grader.scoring.VISIBILITY``, declared with each check): ``results.json`` carries each check's, and
+Gradescope shows or hides the test by it. ``feedback.md`` is the learner's: until the instructor publishes the
+grades (``publish``, the command line's ``--publish``), it leaves out the score and the message of every check
+that is not "visible", and hidden checks altogether. The gradebooks, the summary and the JUnit XML are the
+instructor's and hold everything.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..results import StudentResult
+from ..results import CheckResult, StudentResult
 
 
 def fmt(points: float) -> str:
@@ -28,6 +34,29 @@ def csv_cell(value: Any) -> Any:
     return fmt(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
+def visibilities(given: dict[str, str] | None = None) -> dict[str, str]:
+    """Check number -> visibility: ``given``, else the checks' own declarations (``grader.points_table``)."""
+    if given is not None:
+        return given
+    from ..scoring import points_table
+
+    return {row["number"]: row["visibility"] for row in points_table()}
+
+
+def withheld(r: StudentResult, visibility: dict[str, str], publish: bool) -> list[CheckResult]:
+    """The checks whose results the learner does not see yet (a check unknown to ``visibility`` among them)."""
+    return [] if publish else [c for c in r.checks if visibility.get(c.number, "hidden") != "visible"]
+
+
+def shown_line(r: StudentResult, held: list[CheckResult]) -> str:
+    """``Automatic checks: 58 / 86 shown now (14 more points later)``, or the plain total."""
+    if not held:
+        return f"Automatic checks: {fmt(r.score)} / {fmt(r.max_score)}"
+    score = r.score - sum(c.score for c in held)
+    most = r.max_score - sum(c.max_score for c in held)
+    return f"Automatic checks: {fmt(score)} / {fmt(most)} shown now ({fmt(r.max_score - most)} more points later)"
+
+
 def written_line(r: StudentResult) -> str:
     """``Written work: 10 / 40 recorded, 3 items awaiting review``."""
     pending = len(r.pending)
@@ -35,29 +64,39 @@ def written_line(r: StudentResult) -> str:
     return f"Written work: {fmt(r.written_score)} / {fmt(r.written_max)} recorded{waiting}"
 
 
-def feedback_md(r: StudentResult, seed: int) -> str:
-    """The learner's feedback: the score, every check with its points, what to fix, the written work."""
+def feedback_md(r: StudentResult, seed: int, visibility: dict[str, str] | None = None, publish: bool = False) -> str:
+    """The learner's feedback: the score, every check with its points, what to fix, the written work.
+
+    Before ``publish``, checks that are not "visible" show no score and no message, and hidden ones no row.
+    """
+    visibility = visibilities(visibility)
+    held = withheld(r, visibility, publish)
+    later = {c.number for c in held}
     lines = [
         f"# Feedback for {r.student}",
         "",
-        f"**Automatic checks: {fmt(r.score)} / {fmt(r.max_score)}** · {written_line(r)}",
+        f"**{shown_line(r, held)}** · {written_line(r)}",
         "",
         f"Isolation: {r.isolation}. Graded with seed {seed} (`python -m grader --seed {seed}` replays the run).",
         "",
         "| # | Check | Points | Status |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {c.number} | {c.name} | {fmt(c.score)} / {fmt(c.max_score)} | {c.status} |" for c in r.checks]
+    for c in r.checks:
+        if c.number not in later:
+            lines.append(f"| {c.number} | {c.name} | {fmt(c.score)} / {fmt(c.max_score)} | {c.status} |")
+        elif visibility.get(c.number) == "after_due_date":
+            lines.append(f"| {c.number} | {c.name} | – / {fmt(c.max_score)} | shown after the due date |")
     if r.notices:
         lines += ["", "## Names the grader does not read", ""]
         lines += [f"- {notice}" for notice in r.notices]
-    todo = [c for c in r.checks if c.status != "passed"]
+    todo = [c for c in r.checks if c.status != "passed" and c.number not in later]
     if todo:
         lines += ["", "## What to look at", ""]
         for c in todo:
             lines += [f"### {c.number} {c.name}: {fmt(c.score)} / {fmt(c.max_score)}", "", c.message, ""]
     lines += ["", "## Written work (scored by a person)", ""]
-    for item in r.manual_review:
+    for item in (i for i in r.manual_review if i.check not in later):
         state = "awaiting review" if item.score is None else f"{fmt(item.score)} / {fmt(item.max_score)}"
         comment = f": {item.comment}" if item.comment else ""
         lines.append(f"- {item.title} ({item.key}): {state}{comment}")
@@ -71,14 +110,17 @@ def feedback_md(r: StudentResult, seed: int) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def results_json(r: StudentResult, seed: int) -> dict[str, Any]:
-    """Gradescope's results.json: the total as ``score``, one test per check and per written item."""
+def results_json(r: StudentResult, seed: int, visibility: dict[str, str] | None = None) -> dict[str, Any]:
+    """Gradescope's results.json: the total as ``score``, one test per check (with its visibility, which
+    Gradescope enforces) and per written item; the overall output counts only the checks shown at once."""
+    visibility = visibilities(visibility)
     tests: list[dict[str, Any]] = []
     for c in r.checks:
         test = {"name": c.name, "number": c.number, "max_score": c.max_score, "output": c.message}
         if c.status != "manual":
             test |= {"score": c.score, "status": c.status}
-        tests.append(test | {"output_format": "text", "visibility": "visible", "tags": [c.name.split(".")[0]]})
+        shown = visibility.get(c.number, "hidden")
+        tests.append(test | {"output_format": "text", "visibility": shown, "tags": [c.name.split(".")[0]]})
     for n, item in enumerate((i for i in r.manual_review if not i.check), start=1):
         test = {"name": item.key, "number": f"9.{n}", "max_score": item.max_score}
         if item.score is None:
@@ -90,9 +132,7 @@ def results_json(r: StudentResult, seed: int) -> dict[str, Any]:
     return {
         "score": r.total,
         "execution_time": round(r.seconds, 3),
-        "output": (
-            f"Automatic checks: {fmt(r.score)} / {fmt(r.max_score)}. {written_line(r)}. Isolation: {r.isolation}."
-        ),
+        "output": f"{shown_line(r, withheld(r, visibility, False))}. {written_line(r)}. Isolation: {r.isolation}.",
         "output_format": "md",
         "visibility": "visible",
         "stdout_visibility": "hidden",
@@ -237,6 +277,7 @@ def write_all(
     """
     graded = results if graded is None else graded
     meta = meta | {"kept": len(results) - len(graded)}
+    visibility = {row["number"]: row["visibility"] for row in meta["points"]}
     out.mkdir(parents=True, exist_ok=True)
     rows = gradebook_rows(results)
     fields = ["student", "number", "name", "score", "max_score", "status", "message"]
@@ -272,9 +313,10 @@ def write_all(
         folder = out / r.student
         folder.mkdir(exist_ok=True)
         (folder / "results.json").write_text(
-            json.dumps(results_json(r, meta["seed"]), indent=2) + "\n", encoding="utf-8"
+            json.dumps(results_json(r, meta["seed"], visibility), indent=2) + "\n", encoding="utf-8"
         )
-        (folder / "feedback.md").write_text(feedback_md(r, meta["seed"]), encoding="utf-8")
+        feedback = feedback_md(r, meta["seed"], visibility, meta.get("publish", False))
+        (folder / "feedback.md").write_text(feedback, encoding="utf-8")
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with open(step_summary, "a", encoding="utf-8") as handle:

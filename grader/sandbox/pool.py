@@ -189,9 +189,13 @@ class Sandbox:
             )
         else:
             limits_kept = "resource limits only" if _LINUX else "wall-time, CPU and file-size limits only"
+            # As root each run still becomes a uid of its own: it can read only what anyone may read.
+            readable = (
+                "world-readable files, as a uid of its own," if as_root else "files readable by the grader's user"
+            )
             self.isolation = (
                 f"REDUCED: {problem}; plain child process with {limits_kept}: the code could read "
-                "files readable by the grader's user and use the network. Install bubblewrap (`bash .ci/setup`)"
+                f"{readable} and use the network. Install bubblewrap (`bash .ci/setup`)"
             )
         uid_base = _UID_BASE + 64 * (os.getpid() % 10_000) if as_root else -1
         self._workers = [_Worker(self.isolated, uid_base + i if as_root else -1) for i in range(jobs)]

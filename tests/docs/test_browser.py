@@ -10,6 +10,8 @@ requested. A screenshot of each page lands in docs/_build/screenshots/<edition>/
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +20,9 @@ from docs_site import BUILD, EDITIONS, built, lesson_sources, reference_modules
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+# The browser and its driver: those .ci/setup found (CHROME_BIN, CHROMEDRIVER), else Debian's chromium pair.
+CHROMIUM = Path(os.environ.get("CHROME_BIN") or shutil.which("chromium") or "/usr/bin/chromium")
+CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver")
 FLAGS = (
     "--headless",
     "--no-sandbox",

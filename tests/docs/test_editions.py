@@ -16,6 +16,7 @@ import pytest
 from docs_corpus import site_corpus, squash
 from docs_site import DOCS, ROOT, lesson_sources
 
+from grader.release.scan import outside_regions
 from reference import Config, count_parameters
 
 # Markers: '# BEGIN SOLUTION' (or '# .. BEGIN SOLUTION') in lesson pages, '% BEGIN SOLUTION' in Markdown.
@@ -33,6 +34,7 @@ def plain(line: str) -> str:
 
 MIN_LENGTH = 20
 INSTRUCTOR_ONLY = (
+    "instructors/class.html",
     "instructors/grading.html",
     "instructors/integrity.html",
     "instructors/ci.html",
@@ -66,14 +68,7 @@ def outside_answers() -> str:
     for path in [*lesson_sources(), *DOCS.rglob("*.md")]:
         if "_build" in path.parts:
             continue
-        inside = False
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if BEGIN[path.suffix].match(line):
-                inside = True
-            elif END[path.suffix].match(line):
-                inside = False
-            elif not inside:
-                kept.append(plain(line))
+        kept.extend(plain(line) for line in outside_regions(path))
     for path in sorted((ROOT / "reference").glob("*.py")):
         kept.extend(plain(line) for line in path.read_text(encoding="utf-8").splitlines())
     return "".join(kept)
