@@ -137,8 +137,8 @@ def test_a_full_marks_upload_in_a_top_folder_is_found_and_graded(archive, python
     data = run_autograder(root, python)
     assert data["score"] == 100  # the automatic checks; the written work waits for the instructor
     assert data["output"].startswith(
-        "Graded for Ada Lovelace. Graded the files of my-work/ in your upload. Automatic checks: 72 / 72 shown now "
-        "(28 more points later)."
+        "Graded for Ada Lovelace. Graded the files of my-work/ in your upload. Automatic checks: 76 / 76 shown now "
+        "(24 more points later)."
     )
     assert "REDUCED: bubblewrap failed" in data["output"]
     assert "world-readable files, as a uid of its own," in data["output"]

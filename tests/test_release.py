@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 
+import grader
 from grader.__main__ import main
 from grader.errors import UsageError
 from grader.release import build
 from grader.release.kit import learner_points_table, torch_pin, without_instructor_regions
+from grader.release.learner import check_definitions
 from grader.release.scan import answers, regions, scan, squash
 from grader.rubrics import WRITTEN_RUBRICS
 from reference import Config, count_parameters
@@ -35,7 +37,7 @@ LESSON_TOTAL_FORMS = [f"{TOTAL:,}", str(TOTAL), f"{TOTAL:_}", f"{TOTAL:,}".repla
 LESSON_TOTAL_FORMS += [f"{TOTAL / 1e9:.3f} billion", f"{TOTAL:.3e}", f"{TOTAL / 1e6:,.1f}M"]
 HIDDEN_CHECK = """
 
-@check("4.9", "model.secret_probe", 1, "A hidden check", "auto_examples/07_skeleton.html", visibility="hidden")
+@check("6.1", "model.secret_probe", 1, "A hidden check", "auto_examples/07_skeleton.html", visibility="hidden")
 def check_secret_probe(evidence: Evidence) -> str:
     assert evidence.has("model.py"), "the hidden probe looked for the distinctive marker zanzibar-quokka-17"
     return "model.secret_probe: passed."
@@ -112,7 +114,9 @@ def test_the_kit_readme_starts_with_its_two_commands_and_counts_from_the_grader(
     commands = [line.split("#")[0].strip() for line in block.splitlines()]
     assert commands == ["nox -s docs", "nox -s grade -- submissions/<your-id>"]
     visible = [r for r in learner_points_table(kit[0]) if r["visibility"] == "visible"]
-    assert f"runs {len(visible)} of the course's 17 automatic checks, worth 72 of their 100 points" in readme
+    course = grader.points_table()
+    shown = sum(r["points"] for r in course if r["visibility"] == "visible")
+    assert f"runs {len(visible)} of the course's {len(course)} automatic checks, worth {shown:g} of their 100" in readme
     assert (
         "(1.1 `quiz.q1`, 1.2 `quiz.q2`, 1.3 `quiz.q3`, 2.1 `math.causal_mask`, 3.2 `params.lesson_total_refer" in readme
     )
@@ -225,9 +229,9 @@ def test_the_rules_follow_new_files_and_a_leak_fails_the_build(tmp_path: Path) -
     assert (kit / "grader" / "ledger.py").is_file()
     assert not (kit / "grader" / "similarity").exists()
     assert "zanzibar" not in (kit / "grader/checks/check_model.py").read_text()
-    assert "check 4.9 model.secret_probe: left out (hidden)" in notes
-    assert "4.9" not in {r["number"] for r in learner_points_table(kit)}
-    hidden = [a for a in answers(repo, TOTAL).answers if a.where == "check 4.9 model.secret_probe"]
+    assert "check 6.1 model.secret_probe: left out (hidden)" in notes
+    assert "6.1" not in {r["number"] for r in learner_points_table(kit)}
+    hidden = [a for a in answers(repo, TOTAL).answers if a.where == "check 6.1 model.secret_probe"]
     assert hidden, "the scan must know the hidden check's code"
     config = repo / "reference" / "config.py"
     config.write_text(config.read_text() + f"\n# The lesson config has {TOTAL:,} parameters.\n")
@@ -251,3 +255,20 @@ def test_instructor_regions_of_markdown_are_cut_and_must_balance() -> None:
         without_instructor_regions("a\n<!-- BEGIN INSTRUCTOR -->\nb\n", "f.md")
     with pytest.raises(UsageError, match=r"f\.md:1: END INSTRUCTOR without a BEGIN INSTRUCTOR"):
         without_instructor_regions("<!-- END INSTRUCTOR -->\n", "f.md")
+
+
+def test_check_arguments_are_read_from_the_source_names_included(tmp_path: Path) -> None:
+    """The release never imports the checks: names bound to literals (here or in the grader module they come
+    from) and f-strings of them are read from the source; anything computed is refused with its place."""
+    checks = tmp_path / "grader" / "checks"
+    checks.mkdir(parents=True)
+    (tmp_path / "grader" / "limits.py").write_text('TOLERANCE = "1e-4"\n')
+    module = checks / "check_demo.py"
+    head = 'from grader.limits import TOLERANCE\n\nPOINTS = 3\n\n\n@check("6.1", "demo.named", POINTS, '
+    body = "\ndef check_a(evidence):\n  ...\n"
+    module.write_text(head + 'f"within {TOLERANCE}", "auto_examples/07_skeleton.html")' + body)
+    (spec,) = [d.spec for d in check_definitions(module)]
+    assert (spec.points, spec.what, spec.visibility) == (3, "within 1e-4", "visible")
+    module.write_text(head.replace("POINTS = 3", "POINTS = len('abc')") + '"x", "y")' + body)
+    with pytest.raises(UsageError, match=r"check_demo\.py:6: @check\(\.\.\.\) of check_a must be made of literals"):
+        check_definitions(module)

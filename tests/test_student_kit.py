@@ -98,9 +98,9 @@ def test_the_kit_grades_the_visible_checks_as_the_instructors_grader_does(learne
     assert all(score == 0 and status == "manual" for score, status, _ in later.values())
     assert all("scored by your course's grader" in message for *_, message in later.values())
     shown = sum(ours[n][0] for n in VISIBLE)
-    assert shown == (72 if student == "full-marks" else 20)
+    assert shown == (76 if student == "full-marks" else 14)
     data = json.loads((folder / "reports" / student / "results.json").read_text())
     jsonschema.validate(data, SCHEMA)
-    assert data["output"].startswith(f"Automatic checks: {shown:g} / 72 shown now (28 more points later).")
+    assert data["output"].startswith(f"Automatic checks: {shown:g} / 76 shown now (24 more points later).")
     feedback = (folder / "reports" / student / "feedback.md").read_text()
     assert "| 1.1 | quiz.q1 | – / 4 | shown after the due date |" in feedback

@@ -45,7 +45,7 @@ def test_every_check_declares_a_known_visibility_and_answers_wait_for_the_due_da
     assert {row["visibility"] for row in table} <= set(VISIBILITY)
     later = {row["name"] for row in table if row["visibility"] == "after_due_date"}
     assert later == {"quiz.q1", "quiz.q2", "quiz.q3", "math.causal_mask", "params.lesson_total_reference"}
-    assert sum(row["points"] for row in table if row["visibility"] == "visible") == 72
+    assert sum(row["points"] for row in table if row["visibility"] == "visible") == 76
 
 
 def test_a_check_with_an_unknown_visibility_is_refused() -> None:

@@ -11,7 +11,9 @@ Built by rules from the instructor's ``grader/``, so that a file added there shi
 - ``__main__.COMMANDS`` keeps only the commands whose module ships.
 
 Everything else is copied byte for byte. Checks are read statically (``ast``): the ``@check(...)`` arguments must
-be literals, and the repository being released is never imported, so a copy of it can be built too.
+be literals, f-strings of them, or names bound to such at the top of the check module or of the grader module it
+imports them from (``constants``); the repository being released is never imported, so a copy of it can be built
+too.
 """
 
 from __future__ import annotations
@@ -52,10 +54,52 @@ class CheckDef:
         return source.splitlines()[self.first - 1 : self.last]
 
 
+def constants(path: Path, depth: int = 1) -> dict[str, object]:
+    """The names a module binds to literals at its top level, and (``depth`` modules deep) the ones it imports
+    by name from another module of the same ``grader/`` folder; read from the source, nothing is imported."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    grader = next(p for p in path.parents if p.name == "grader")
+    found: dict[str, object] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and depth > 0 and node.module:
+            module = node.module.removeprefix("grader.") if node.level == 0 else node.module
+            source = grader / Path(*module.split(".")).with_suffix(".py")
+            if (node.level or node.module.startswith("grader.")) and source.is_file():
+                there = constants(source, depth - 1)
+                found |= {a.asname or a.name: there[a.name] for a in node.names if a.name in there}
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                found[node.targets[0].id] = evaluate(node.value, found)
+            except ValueError:
+                continue
+    return found
+
+
+def evaluate(node: ast.expr, names: dict[str, object]) -> object:
+    """A literal, a name bound to one in ``names``, or an f-string of those; ValueError for anything else."""
+    if isinstance(node, ast.Name) and node.id in names:
+        return names[node.id]
+    if isinstance(node, ast.JoinedStr):
+        parts = []
+        for value in node.values:
+            if isinstance(value, ast.FormattedValue):
+                if value.conversion != -1 or value.format_spec is not None:
+                    raise ValueError("a formatted value with a conversion or a format")
+                parts.append(str(evaluate(value.value, names)))
+            else:
+                parts.append(str(evaluate(value, names)))
+        return "".join(parts)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):  # implicit concatenation spans lines
+        return evaluate(node.left, names) + evaluate(node.right, names)  # type: ignore[operator]
+    return ast.literal_eval(node)
+
+
 def check_definitions(path: Path) -> list[CheckDef]:
-    """Every check of a check module, in source order; UsageError if a ``@check(...)`` is not made of literals."""
+    """Every check of a check module, in source order; UsageError if a ``@check(...)`` is not made of literals
+    (or of names and f-strings of them, see ``constants``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     signature = inspect.signature(check)
+    names = constants(path)
     found = []
     for node in tree.body:
         if not isinstance(node, ast.FunctionDef):
@@ -64,12 +108,13 @@ def check_definitions(path: Path) -> list[CheckDef]:
             if not (isinstance(decorator, ast.Call) and getattr(decorator.func, "id", None) == "check"):
                 continue
             try:
-                args = [ast.literal_eval(a) for a in decorator.args]
-                kwargs = {k.arg: ast.literal_eval(k.value) for k in decorator.keywords if k.arg}
+                args = [evaluate(a, names) for a in decorator.args]
+                kwargs = {k.arg: evaluate(k.value, names) for k in decorator.keywords if k.arg}
             except ValueError:
                 raise UsageError(
-                    f"{path}:{decorator.lineno}: @check(...) of {node.name} must be made of literals, so that the "
-                    "release can tell its visibility without running it"
+                    f"{path}:{decorator.lineno}: @check(...) of {node.name} must be made of literals (or of names "
+                    "bound to literals at the top of a grader module), so that the release can tell its visibility "
+                    "without running it"
                 ) from None
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
