@@ -162,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.extensions is not None and args.late_policy is None:
             raise UsageError(f"--extensions {args.extensions} extends a due date: give the --late-policy FILE too.")
         shard = parse_shard(args.shard) if args.shard is not None else None
+        if shard is not None and args.seed is None:
+            raise UsageError(
+                f"--shard {args.shard} needs --seed N: every shard must draw with the same seed, so that the "
+                "merged class is the class one run would grade (e.g. --seed 20251129 on every shard)."
+            )
         if args.paths:
             folders, skipped = select_folders(args.paths, shard=shard)
         else:  # one bad folder must not stop the class: it is named and skipped

@@ -8,8 +8,9 @@ commit (WAL journal, a busy timeout) instead of losing one's update.
 
 Tables (``SCHEMA`` below holds the exact columns)::
 
-    runs            one row per grading run: seed (text, as every seed here), grader version and digest, isolation, host, shard,
-                    started_at, ended_at (NULL while running, or when the run was killed)
+    runs            one row per grading run: seed (text, as every seed here), grader version and
+                    digest, isolation, host, shard, started_at, ended_at (NULL while running, or
+                    when the run was killed)
     attempts        one row per graded submission: student, files_hash, seeds, submitted_at and its
                     source, graded_at, seconds, the automatic score, isolation, notices, grader errors
     check_results   one row per attempt and check: number, name, score, max_score, status, message

@@ -21,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..results import StudentResult
+from ..results import Penalty, StudentResult
 
 
 def fmt(points: float) -> str:
@@ -184,6 +184,13 @@ def junit_xml(results: list[StudentResult]) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
+def penalty_cell(p: Penalty) -> str:
+    """``late, -20%``, ``on time``, ``unknown: not assessed``: a penalty in a table cell."""
+    if p.status == "unknown":
+        return "unknown: not assessed"
+    return f"{p.status}, -{fmt(p.percent)}%" if p.percent else p.status
+
+
 def summary_md(results: list[StudentResult], meta: dict[str, Any]) -> str:
     """The class at a glance, for the terminal's report folder and the CI job summary; with a late policy, the
     raw total, the penalty and the final score side by side, and where each submission time came from."""
@@ -210,7 +217,7 @@ def summary_md(results: list[StudentResult], meta: dict[str, Any]) -> str:
         )
         if late:
             p = r.late
-            penalty = "no policy applied" if p is None else f"{p.status}, -{fmt(p.percent)}%"
+            penalty = "no policy applied" if p is None else penalty_cell(p)
             source = "" if p is None else p.source.replace("|", "/")
             row += f" {fmt(r.total)} | {penalty} | {fmt(round(r.final, 2))} | {source} |"
         lines.append(row)
