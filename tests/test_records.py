@@ -361,3 +361,19 @@ def test_manual_scores_are_rows_with_who_and_when_and_the_class_view_matches_sco
     assert {s: (float(r["auto_score"]), float(r["written_score"]), float(r["total"])) for s, r in table.items()} == view
     feedback = (out / "cy" / "feedback.md").read_text()
     assert "Scored by your instructor: 4/6. Vague." in feedback
+
+
+def test_the_queries_of_the_records_page_run_on_a_real_gradebook(single_run) -> None:
+    """Every ``sql`` block of docs/instructors/records.md, run on the graded class: none fails, and the class
+    distribution counts every student once."""
+    page = (ROOT / "docs" / "instructors" / "records.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", page, flags=re.S)
+    assert len(blocks) == 6
+    db = single_run[1] / "gradebook.sqlite"
+    results = [query(db, block.replace("'alice'", "'bo'")) for block in blocks]
+    history, distribution, costly, waiting, entered, unfinished = results
+    assert len(history) == 1 and history[0][1] == str(SEED)
+    assert sum(students for _, students in distribution) == len(CLASS)
+    assert {row[1] for row in costly} == {row["name"] for row in grader.points_table()}
+    assert {row[0] for row in waiting} <= set(CLASS) and waiting
+    assert (entered, unfinished) == ([], [])

@@ -34,6 +34,7 @@ def plain(line: str) -> str:
 MIN_LENGTH = 20
 INSTRUCTOR_ONLY = (
     "instructors/grading.html",
+    "instructors/records.html",
     "instructors/integrity.html",
     "instructors/ci.html",
     "threat-model.html",
