@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import sqlite3
 import sys
 import textwrap
 from pathlib import Path
@@ -213,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_GRADER
     except OSError as exc:
         print(f"grader: failed: cannot write the reports to {args.out}: {exc}", file=sys.stderr)
+        return EXIT_GRADER
+    except sqlite3.Error as exc:  # locked past the busy timeout, a full disk: what was committed stays
+        print(f"grader: failed: the gradebook in {args.out} could not be written ({exc}); every submission "
+              "committed before is kept, and a rerun grades the rest.", file=sys.stderr)  # fmt: skip
         return EXIT_GRADER
     if len(results) == 1:
         show_detail(results[0])

@@ -288,11 +288,8 @@ class Gradebook:
         return app, version, tables
 
     def close(self) -> None:
-        """Fold the write-ahead log into the file (so that the file alone is the whole record), then close."""
-        try:
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.OperationalError:
-            pass  # another connection is reading: the log stays, SQLite reads it back with the file
+        """Close the connection; the last one to close folds the write-ahead log into the file and removes it,
+        so that the file alone is the whole record (SQLite does so by itself; a busy file keeps its log)."""
         self.conn.close()
 
     def __enter__(self) -> Gradebook:
@@ -417,10 +414,6 @@ class Gradebook:
         )
         return {student: (attempt, digest, int(seed), grader) for student, attempt, digest, seed, grader in rows}
 
-    def students(self) -> list[str]:
-        """Every student with an attempt, sorted."""
-        return [row[0] for row in self.conn.execute("SELECT DISTINCT student FROM attempts ORDER BY student")]
-
     def manual_entries(self) -> dict[str, dict[str, tuple[float, str]]]:
         """The latest score a person entered per student and item: {student: {item: (score, comment)}}."""
         entries: dict[str, dict[str, tuple[float, str]]] = {}
@@ -479,17 +472,6 @@ class Gradebook:
             )
             found.append((attempt, result))
         return found
-
-    def runs_of(self, attempt_ids: list[str]) -> list[dict[str, Any]]:
-        """The runs that made these attempts, newest first."""
-        marks = ", ".join("?" * len(attempt_ids))
-        rows = self.conn.execute(
-            f"SELECT DISTINCT r.* FROM runs AS r JOIN attempts AS a ON a.run_id = r.id WHERE a.id IN ({marks}) "
-            "ORDER BY r.started_at DESC",
-            attempt_ids,
-        )
-        names = [d[0] for d in rows.description]
-        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def history(self, student: str) -> list[dict[str, Any]]:
         """Every attempt of one student, oldest first, with its run's seed and the automatic score."""

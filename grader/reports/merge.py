@@ -61,7 +61,7 @@ def merge(sources: list[Path], out: Path) -> list[tuple[Path, dict[str, int]]]:
             book.close()
     finally:
         for source in books:
-            source.conn.close()
+            source.close()
     return added
 
 
