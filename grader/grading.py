@@ -44,8 +44,8 @@ from .submission import Folder, Submission, read_submission, select_folders
 from .written import written_items
 
 Progress = Callable[[int, int, str, float, list[RunSummary]], None]
-SCORE_BATCH = 8  # submissions scored in one pytest session at most...
-SCORE_WAIT = 0.5  # ...or those ready once the first of them has waited this long (seconds)
+SCORE_BATCH = 16  # submissions scored in one pytest session at most...
+SCORE_WAIT = 1.0  # ...or those ready once the first of them has waited this long (seconds)
 
 
 def _observe(sub: Submission, seed: int, sandbox: Sandbox) -> tuple[Evidence, float]:

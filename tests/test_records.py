@@ -23,6 +23,7 @@ import pytest
 
 import grader
 from grader.__main__ import main
+from grader.grading import SCORE_BATCH
 from grader.reports import Gradebook, RunInfo, class_results
 from grader.reports.database import APPLICATION_ID, SCHEMA_VERSION, TABLES
 from grader.reports.merge import merge
@@ -108,13 +109,14 @@ def single_run(tmp_path_factory, sandbox) -> tuple[list[Path], Path]:
 
 
 def test_a_killed_grader_keeps_every_submission_it_finished_and_a_rerun_grades_only_the_rest(tmp_path) -> None:
-    paths = copy_class(tmp_path / "submissions", {f"s{i:02d}": ALICE for i in range(12)})
+    total = 2 * SCORE_BATCH - 8  # more than one scoring batch, so that the kill comes between two
+    paths = copy_class(tmp_path / "submissions", {f"s{i:02d}": ALICE for i in range(total)})
     out = tmp_path / "reports"
     args = [*map(str, paths), "--out", str(out), "--seed", str(SEED), "--jobs", "1"]
     proc = grader_process(args, tmp_path)
     finished = []
     assert proc.stdout is not None
-    for line in proc.stdout:  # "[ 3/12] s02  0.21 s  all runs finished": printed once committed
+    for line in proc.stdout:  # "[ 3/24] s02  0.21 s  all runs finished": printed once committed
         if line.startswith("["):
             finished.append(line.split("]")[1].split()[0])
         if len(finished) >= 3:
@@ -124,7 +126,7 @@ def test_a_killed_grader_keeps_every_submission_it_finished_and_a_rerun_grades_o
     assert proc.returncode == -signal.SIGKILL
     graded = attempts(out / "gradebook.sqlite")
     assert set(finished) <= set(graded), "a submission reported as recorded is missing after the kill"
-    assert len(graded) < 12, "the grader finished before it was killed: nothing was tested"
+    assert len(graded) < total, "the grader finished before it was killed: nothing was tested"
     db = out / "gradebook.sqlite"
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
     assert query(db, "SELECT ended_at FROM runs") == [(None,)]  # the run never finished
@@ -135,10 +137,10 @@ def test_a_killed_grader_keeps_every_submission_it_finished_and_a_rerun_grades_o
     stdout, stderr = again.communicate(timeout=600)
     assert again.returncode == 0, stderr
     assert f"Skipped {len(graded)} submission(s) already graded with the same files, seed and grader" in stdout
-    assert f"Grading {12 - len(graded)} submission(s)" in stdout
-    assert attempts(out / "gradebook.sqlite") == {f"s{i:02d}": 1 for i in range(12)}
+    assert f"Grading {total - len(graded)} submission(s)" in stdout
+    assert attempts(out / "gradebook.sqlite") == {f"s{i:02d}": 1 for i in range(total)}
     with (out / "scores.csv").open() as handle:
-        assert [row["total"] for row in csv.DictReader(handle)] == ["100"] * 12
+        assert [row["total"] for row in csv.DictReader(handle)] == ["100"] * total
 
 
 def test_two_graders_writing_one_gradebook_at_once_keep_every_student(tmp_path) -> None:
