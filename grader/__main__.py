@@ -130,9 +130,16 @@ def show_batch(batch: Batch, args: argparse.Namespace) -> None:
     if args.seed is None and batch.book is not None and batch.seed is not None:
         print(f"Seed {batch.seed}: {batch.seed_from} (--seed N to choose another).")
     if batch.done:
+        named = ", ".join(batch.done[:10]) + (f" and {len(batch.done) - 10} more" if len(batch.done) > 10 else "")
         print(
             f"Skipped {len(batch.done)} submission(s) already graded with the same files, seed and grader "
-            f"({', '.join(batch.done)}); --regrade grades them again."
+            f"({named}); --regrade grades them again."
+        )
+    if batch.late_policy is None and batch.todo and batch.book is not None and batch.book.has_penalties():
+        print(
+            f"note: {batch.book.path} holds late penalties, but no --late-policy was given: the submissions graded "
+            "now get none (give the same --late-policy to assess them).",
+            file=sys.stderr,
         )
     if batch.late_policy is not None:
         print(f"Late policy ({batch.late_policy.source}): {batch.late_policy.describe()}.")

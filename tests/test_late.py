@@ -199,6 +199,12 @@ def test_a_class_graded_under_the_policy_shows_raw_penalty_and_final_and_where_e
         table = {row["student"]: row for row in csv.DictReader(handle)}
     assert (table["alice"]["late_status"], table["alice"]["final"]) == ("on time", "100")
 
+    # Graded again without the policy: said, not silently dropped.
+    assert main(["submissions/alice", "--out", str(out), "--regrade"]) == 0
+    assert "holds late penalties, but no --late-policy was given: the submissions graded now get none" in (
+        capsys.readouterr().err
+    )
+
 
 def test_gradescope_metadata_is_for_one_folder(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(ROOT)

@@ -17,6 +17,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -379,3 +380,27 @@ def test_the_queries_of_the_records_page_run_on_a_real_gradebook(single_run) -> 
     assert {row[1] for row in costly} == {row["name"] for row in grader.points_table()}
     assert {row[0] for row in waiting} <= set(CLASS) and waiting
     assert (entered, unfinished) == ([], [])
+
+
+def test_fresh_moves_the_gradebook_aside_and_never_over_an_earlier_backup(tmp_path, monkeypatch) -> None:
+    import grader.reports.gradebook as gradebook
+
+    class Frozen(datetime):  # both --fresh runs fall in the same second
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2025, 3, 14, 12, 0, tzinfo=tz)
+
+    monkeypatch.setattr(gradebook, "datetime", Frozen)
+    open_class = gradebook.open_class
+    out = tmp_path / "reports"
+    for seed in (1, 2):
+        book, _ = open_class(out)
+        book.start_run(RunInfo(seed, "v", "d", "test", "host"))
+        book.close()
+        book, notes = open_class(out, fresh=True)  # twice within one second: two backups, neither replaced
+        book.close()
+        assert notes[0].startswith(f"--fresh: the earlier gradebook {out / 'gradebook.sqlite'} was moved to ")
+    backups = sorted(p.name for p in out.glob("gradebook-*.sqlite"))
+    assert backups == ["gradebook-20250314T120000Z-2.sqlite", "gradebook-20250314T120000Z.sqlite"]
+    assert [query(out / b, "SELECT seed FROM runs") for b in backups] == [[("2",)], [("1",)]]
+    assert query(out / "gradebook.sqlite", "SELECT COUNT(*) FROM runs") == [(0,)]

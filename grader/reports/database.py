@@ -406,6 +406,10 @@ class Gradebook:
         row = self.conn.execute("SELECT run_seed FROM attempts ORDER BY committed_at DESC, id DESC LIMIT 1").fetchone()
         return None if row is None else int(row[0])
 
+    def has_penalties(self) -> bool:
+        """Whether any student's latest attempt was assessed under a late policy."""
+        return self.conn.execute("SELECT 1 FROM latest_penalties LIMIT 1").fetchone() is not None
+
     def latest_keys(self) -> dict[str, tuple[str, str, int, str]]:
         """Each student's latest attempt: (attempt id, files hash, run seed, grader digest), what a resume compares."""
         rows = self.conn.execute(

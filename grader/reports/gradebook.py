@@ -84,10 +84,19 @@ def _read_legacy(path: Path) -> dict[str, Any]:
         ) from None
 
 
+def unused(path: Path) -> Path:
+    """``path``, or ``name-2.ext``, ``name-3.ext``, ... if it exists: a backup never replaces another."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
 def _move_aside(database: Path) -> Path:
     """Rename the database and its journal files to ``gradebook-<UTC time>.sqlite``; returns the new name."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = database.with_name(f"{database.stem}-{stamp}{database.suffix}")
+    target = unused(database.with_name(f"{database.stem}-{stamp}{database.suffix}"))
     for suffix in ("", "-wal", "-shm"):
         part = Path(f"{database}{suffix}")
         if part.exists():
@@ -104,14 +113,16 @@ def open_class(out: Path, *, fresh: bool = False) -> tuple[Gradebook, list[str]]
     if fresh and database.exists():
         notes.append(f"--fresh: the earlier gradebook {database} was moved to {_move_aside(database)}.")
     elif fresh and legacy.is_file():
-        shutil.copyfile(legacy, out / JSON_BACKUP)
-        notes.append(f"--fresh: the earlier {legacy} was copied to {out / JSON_BACKUP} before a new gradebook.")
+        backup = unused(out / JSON_BACKUP)
+        shutil.copyfile(legacy, backup)
+        notes.append(f"--fresh: the earlier {legacy} was copied to {backup} before a new gradebook.")
     elif not database.exists() and legacy.is_file():
         earlier = _read_legacy(legacy)  # read and checked before the database file is made
     out.mkdir(parents=True, exist_ok=True)
     book = Gradebook.open(database)
     if earlier is not None:
-        shutil.copyfile(legacy, out / JSON_BACKUP)
+        backup = unused(out / JSON_BACKUP)
+        shutil.copyfile(legacy, backup)
         version, _ = grader_identity()
         run = RunInfo(
             seed=int(earlier.get("seed", 0)),
@@ -120,12 +131,12 @@ def open_class(out: Path, *, fresh: bool = False) -> tuple[Gradebook, list[str]]
             isolation=str(earlier.get("isolation", "")),
             host=socket.gethostname(),
             ended_at=datetime.now(UTC).isoformat(timespec="microseconds"),
-            note=f"imported from {legacy} (kept as {out / JSON_BACKUP})",
+            note=f"imported from {legacy} (kept as {backup})",
         )
         if book.import_class(run, earlier["results"]):
             notes.append(
                 f"migrated {legacy} ({len(earlier['results'])} student(s)) into {database}; "
-                f"the JSON file is kept as {out / JSON_BACKUP}."
+                f"the JSON file is kept as {backup}."
             )
     return book, notes
 
