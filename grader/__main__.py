@@ -38,10 +38,17 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="submission folders, submissions/<id>/")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="submissions graded at a time")
-    p.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports/)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports"),
+        help="report folder, with the gradebook database (default: reports/)",
+    )
     p.add_argument("--fail-under", type=float, metavar="N", help="exit 1 if a submission scores under N of 100")
     p.add_argument("--require-isolation", action="store_true", help="refuse to grade without bubblewrap")
-    p.add_argument("--seed", type=int, help="seed of the random draws (to replay a run)")
+    p.add_argument(
+        "--seed", type=int, help="seed of the random draws, to replay a run (default: the gradebook's latest, or new)"
+    )
     p.add_argument("--manual", type=Path, help="instructor's scores file (default: OUT/manual.toml if present)")
     p.add_argument(
         "--fresh", action="store_true", help="move OUT's gradebook aside and start a new one instead of adding to it"

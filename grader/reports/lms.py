@@ -72,8 +72,18 @@ def parser() -> argparse.ArgumentParser:
         metavar="DB",
         help=f"the gradebook database (default: reports/{FILENAME})",
     )
-    p.add_argument("--id-column", default="grader_id", metavar="COL", help="roster column with the grader's ids")
-    p.add_argument("--assignment", default="Lesson 1.2", metavar="NAME", help="the assignment's column name in Canvas")
+    p.add_argument(
+        "--id-column",
+        default="grader_id",
+        metavar="COL",
+        help="roster column with the grader's ids (default: grader_id)",
+    )
+    p.add_argument(
+        "--assignment",
+        default="Lesson 1.2",
+        metavar="NAME",
+        help="the assignment's column in Canvas (default: Lesson 1.2)",
+    )
     p.add_argument("--score", choices=sorted(SCORES), default="final", help="which score to export (default: final)")
     return p
 
