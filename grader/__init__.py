@@ -20,11 +20,13 @@ How the data flows, for each submission (``grading.grade`` drives it):
 5. **score** the evidence with the pytest checks (``scoring``, ``checks``; the keys are in ``checks`` and
    ``rubrics``, the comparison with the reference model in ``matching``); the ``written`` work waits for a
    person, scored from the instructor's ``manual`` scores;
-6. **report**: the files under ``--out`` and the class gradebook across runs (``reports``).
+6. **record**: each submission committed to the gradebook database under ``--out`` as soon as it is scored,
+   then the report files exported from it (``reports``); ``late`` assesses late work.
 
 Errors: ``errors``. From Python: ``grader.grade([Path("submissions/alice")], out=Path("reports"))``; from a
-shell: ``python -m grader submissions/alice`` (``grader.__main__``). The names below are imported on first
-use, so that ``import grader.sandbox`` loads neither pytest, torch nor ``reference``.
+shell: ``python -m grader submissions/alice`` (``grader.__main__``; ``python -m grader merge`` and
+``python -m grader export`` combine shards and export to an LMS). The names below are imported on first use,
+so that ``import grader.sandbox`` loads neither pytest, torch nor ``reference``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Command line: ``python -m grader [PATH ...] [--jobs N] [--out DIR] [--fail-under N] [--require-isolation]
-[--seed N] [--manual FILE] [--fresh] [--publish]`` grades; ``python -m grader COMMAND ...`` runs one of ``COMMANDS``
-(``python -m grader similarity --help``). A submission folder named like a command is given as ``./NAME``.
+[--seed N] [--manual FILE] [--fresh] [--regrade] [--shard K/N] [--late-policy FILE] [--publish] ...`` grades;
+``python -m grader COMMAND ...`` runs one of ``COMMANDS`` (``python -m grader merge --help``). A submission
+folder named like a command is given as ``./NAME``.
 
 Exit status: 0 when grading finished (whatever the scores); 1 when ``--fail-under`` is not met; 2 for a usage
 error (bad path, not a submission folder, bad id, bad manual-scores file); 3 when the grader itself failed
@@ -12,21 +13,27 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import sqlite3
 import sys
 import textwrap
 from pathlib import Path
 
 from .errors import GraderError, SandboxUnavailable, UsageError
-from .experiments import RunResult
-from .grading import grade_batch, prepare
+from .grading import Batch, grade_batch, prepare
+from .late import SubmissionTime, gradescope_time, load_policy, read_times
 from .reports.files import shown_line, visibilities, withheld
-from .results import StudentResult
+from .results import RunSummary, StudentResult
 from .scoring import points_table
-from .submission import discover, select_folders
+from .submission import discover, parse_shard, select_folders
 
 EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_GRADER = 1, 2, 3
 # The instructor's other commands: name -> the module whose ``main(argv) -> int`` runs it.
-COMMANDS = {"similarity": "grader.similarity", "release": "grader.release"}
+COMMANDS = {
+    "similarity": "grader.similarity",
+    "release": "grader.release",
+    "merge": "grader.reports.merge",
+    "export": "grader.reports.lms",
+}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,12 +46,38 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="submission folders, submissions/<id>/")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="submissions graded at a time")
-    p.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports/)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports"),
+        help="report folder, with the gradebook database (default: reports/)",
+    )
     p.add_argument("--fail-under", type=float, metavar="N", help="exit 1 if a submission scores under N of 100")
     p.add_argument("--require-isolation", action="store_true", help="refuse to grade without bubblewrap")
-    p.add_argument("--seed", type=int, help="seed of the random draws (to replay a run)")
+    p.add_argument(
+        "--seed", type=int, help="seed of the random draws, to replay a run (default: the gradebook's latest, or new)"
+    )
     p.add_argument("--manual", type=Path, help="instructor's scores file (default: OUT/manual.toml if present)")
-    p.add_argument("--fresh", action="store_true", help="start a new gradebook in OUT instead of merging into it")
+    p.add_argument(
+        "--fresh", action="store_true", help="move OUT's gradebook aside and start a new one instead of adding to it"
+    )
+    p.add_argument(
+        "--regrade",
+        action="store_true",
+        help="grade again the submissions already graded with the same files, seed and grader (default: skip them)",
+    )
+    p.add_argument("--shard", metavar="K/N", help="grade only the K-th of N shards of the submissions (by student id)")
+    p.add_argument("--late-policy", type=Path, metavar="FILE", help="late policy (TOML: due date, grace, penalty)")
+    p.add_argument("--extensions", type=Path, metavar="FILE", help="per-student extensions (TOML), with --late-policy")
+    p.add_argument(
+        "--submitted-at", type=Path, metavar="FILE", help="submission times (CSV: student,submitted_at[,source])"
+    )
+    p.add_argument(
+        "--gradescope-metadata",
+        type=Path,
+        metavar="FILE",
+        help="Gradescope's submission_metadata.json: the submission time of the one folder graded",
+    )
     p.add_argument(
         "--docs-url",
         metavar="URL",
@@ -58,9 +91,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def show_progress(done: int, total: int, student: str, seconds: float, runs: dict[str, RunResult]) -> None:
-    """One line per finished submission: which runs did not finish, if any."""
-    problems = [f"{name}: {r.outcome.status}" for name, r in runs.items() if r.outcome and r.outcome.status != "ok"]
+def show_progress(done: int, total: int, student: str, seconds: float, runs: list[RunSummary]) -> None:
+    """One line per submission recorded in the gradebook: which runs did not finish, if any."""
+    problems = [f"{r.name}: {r.status}" for r in runs if r.status not in ("ok", "skipped")]
     state = "; ".join(problems) if problems else "all runs finished"
     print(f"[{done:>{len(str(total))}}/{total}] {student:<24} {seconds:6.2f} s  {state}", flush=True)
 
@@ -105,6 +138,48 @@ def show_summary(results: list[StudentResult]) -> None:
     )
 
 
+def submission_times(args: argparse.Namespace, students: list[str]) -> dict[str, SubmissionTime]:
+    """The submission times the options give; UsageError for a Gradescope file with several folders."""
+    times = read_times(args.submitted_at) if args.submitted_at is not None else {}
+    if args.gradescope_metadata is not None:
+        if len(students) != 1:
+            raise UsageError(
+                f"--gradescope-metadata {args.gradescope_metadata} gives the time of one submission; "
+                f"{len(students)} folders are graded here. Use --submitted-at FILE for several."
+            )
+        times[students[0]] = gradescope_time(args.gradescope_metadata)
+    return times
+
+
+def show_batch(batch: Batch, args: argparse.Namespace) -> None:
+    """What this run will do: the gradebook's notes, the seed, what is skipped as already graded."""
+    for note in batch.notes:
+        print(f"grader: {note}")
+    if args.seed is None and batch.book is not None and batch.seed is not None:
+        print(f"Seed {batch.seed}: {batch.seed_from} (--seed N to choose another).")
+    if batch.done:
+        named = ", ".join(batch.done[:10]) + (f" and {len(batch.done) - 10} more" if len(batch.done) > 10 else "")
+        print(
+            f"Skipped {len(batch.done)} submission(s) already graded with the same files, seed and grader "
+            f"({named}); --regrade grades them again."
+        )
+    if batch.late_policy is None and batch.todo and batch.book is not None and batch.book.has_penalties():
+        print(
+            f"note: {batch.book.path} holds late penalties, but no --late-policy was given: the submissions graded "
+            "now get none (give the same --late-policy to assess them).",
+            file=sys.stderr,
+        )
+    if batch.late_policy is not None:
+        print(f"Late policy ({batch.late_policy.source}): {batch.late_policy.describe()}.")
+        unknown = [f.student for f in batch.folders if f.student not in batch.times]
+        if unknown:
+            print(
+                f"note: no submission time for {', '.join(unknown)}: their lateness is not assessed (reported as "
+                "unknown, never as on time); give --submitted-at FILE.",
+                file=sys.stderr,
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in COMMANDS:
@@ -120,28 +195,50 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.out.exists() and not args.out.is_dir():
             raise UsageError(f"--out {args.out} is a file; give a folder for the reports.")
+        if args.extensions is not None and args.late_policy is None:
+            raise UsageError(f"--extensions {args.extensions} extends a due date: give the --late-policy FILE too.")
+        shard = parse_shard(args.shard) if args.shard is not None else None
+        if shard is not None and args.seed is None:
+            raise UsageError(
+                f"--shard {args.shard} needs --seed N: every shard must draw with the same seed, so that the "
+                "merged class is the class one run would grade (e.g. --seed 20251129 on every shard)."
+            )
         if args.paths:
-            folders, skipped = select_folders(args.paths)
+            folders, skipped = select_folders(args.paths, shard=shard)
         else:  # one bad folder must not stop the class: it is named and skipped
-            folders, skipped = select_folders(discover(Path("submissions")), skip_unusable=True)
+            folders, skipped = select_folders(discover(Path("submissions")), skip_unusable=True, shard=shard)
         for reason in skipped:
             print(f"grader: skipped {reason}", file=sys.stderr)
-        if not folders:
+        if not folders and shard is None:
             raise UsageError("no submission folders to grade in submissions/ (folders starting with _ are skipped).")
         manual = args.manual
         if manual is None and (args.out / "manual.toml").is_file():
             manual = args.out / "manual.toml"
         if manual is not None and not manual.is_file():
             raise UsageError(f"--manual {manual}: no such file.")
-        # Every usage error (folders, manual scores, the earlier gradebook) comes before any output or work.
-        batch = prepare(folders, out=args.out, manual=manual, fresh=args.fresh)
-        print(f"Grading {len(folders)} submission(s) with {args.jobs} worker(s)...", flush=True)
+        policy = load_policy(args.late_policy, args.extensions) if args.late_policy is not None else None
+        times = submission_times(args, [f.student for f in folders])
+        # Every usage error (folders, manual scores, late policy, the gradebook) comes before any work.
+        batch = prepare(
+            folders,
+            out=args.out,
+            manual=manual,
+            fresh=args.fresh,
+            seed=args.seed,
+            regrade=args.regrade,
+            late_policy=policy,
+            submitted=times,
+            shard=shard,
+        )
+        if shard is not None:
+            print(f"Shard {args.shard}: {len(folders)} submission(s) of this shard.", flush=True)
+        show_batch(batch, args)
+        print(f"Grading {len(batch.todo)} submission(s) with {args.jobs} worker(s)...", flush=True)
         results = grade_batch(
             batch,
             jobs=args.jobs,
-            seed=args.seed,
             require_isolation=args.require_isolation,
-            progress=show_progress if len(folders) > 1 else None,
+            progress=show_progress if len(batch.todo) > 1 else None,
             docs_url=args.docs_url,
             publish=args.publish,
         )
@@ -154,9 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"grader: failed: cannot write the reports to {args.out}: {exc}", file=sys.stderr)
         return EXIT_GRADER
+    except sqlite3.Error as exc:  # locked past the busy timeout, a full disk: what was committed stays
+        print(f"grader: failed: the gradebook in {args.out} could not be written ({exc}); every submission "
+              "committed before is kept, and a rerun grades the rest.", file=sys.stderr)  # fmt: skip
+        return EXIT_GRADER
     if len(results) == 1:
         show_detail(results[0], args.publish)
-    else:
+    elif results:
         show_summary(results)
     print(f"Reports written to {args.out}/" + (f" (manual scores merged from {manual})" if manual else ""))
     kept = batch.kept(results)

@@ -5,7 +5,8 @@ advanced task's text and the diagram) is scored by an instructor on a separate s
 automatic run never pretends to have judged prose. Everything a person scores is a ``ManualItem``: each
 piece of written work, and each check that deferred to a person (its points stay inside the 100).
 ``StudentResult.total`` adds the automatic score and the written work's once the instructor's manual
-scores are merged.
+scores are merged; ``StudentResult.final`` is that total after a late penalty (``Penalty``, from
+``grader.late``), when a late policy applies.
 """
 
 from __future__ import annotations
@@ -59,6 +60,31 @@ class RunSummary:
 
 
 @dataclass
+class Penalty:
+    """A late policy's verdict on one submission (``grader.late.LatePolicy.assess`` makes it).
+
+    status: "on time", "late", "no credit", or "unknown" (no submission time is known: the submission is
+    not called on time, its score is left as it is and every report says so).
+    percent: the share of the raw score deducted, 0..100 (100 for no credit, 0 when on time or unknown).
+    due: the student's due date, extension applied; submitted_at: when it was submitted ("" if unknown);
+    both ISO 8601 UTC. source: where the submission time came from. late_seconds: submitted_at - due
+    (negative when early, 0 when unknown). rule: one line for a person: how the percent was reached.
+    """
+
+    status: str
+    percent: float
+    due: str
+    submitted_at: str
+    source: str
+    late_seconds: float
+    rule: str
+
+    def final(self, raw: float) -> float:
+        """``raw`` after the penalty: raw x (1 - percent / 100); 0 for no credit."""
+        return raw * (1.0 - self.percent / 100.0)
+
+
+@dataclass
 class StudentResult:
     """Everything the grader knows about one submission after a run."""
 
@@ -75,6 +101,9 @@ class StudentResult:
     notices: list[str] = field(default_factory=list)  # names found but not read (misspelled keys, files)
     run_seed: int = 0  # the run's --seed (``seed`` is this student's own draw seed, derived from it)
     graded_at: str = ""  # when that run graded it, ISO 8601 UTC
+    submitted_at: str = ""  # when the submission was handed in, ISO 8601 UTC ("" if no source knows)
+    submitted_source: str = ""  # where that time came from (a Gradescope file, a git commit, a CSV column)
+    late: Penalty | None = None  # the late policy's verdict, when a policy was applied
 
     @property
     def written_score(self) -> float:
@@ -95,3 +124,8 @@ class StudentResult:
     def total(self) -> float:
         """Automatic score plus the written work's recorded points."""
         return self.score + self.written_score
+
+    @property
+    def final(self) -> float:
+        """The total after the late penalty (the total itself when no late policy applies)."""
+        return self.late.final(self.total) if self.late is not None else self.total

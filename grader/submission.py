@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import errno
+import hashlib
 import os
 import re
 import stat
@@ -41,6 +42,8 @@ class Submission:
     diagram: (file name, text for .md/.txt or "" for images) of the first diagram file present, or None.
     unknown: tables and keys of answers.toml the grader does not read (misspellings, with a suggestion).
     strays: files that look meant as the diagram under another name (``Diagram.md``, ``diagram.jpg``).
+    digest: SHA-256 of every file the grader read, by name (and of the stray names): the same digest, seed
+    and grader give the same grade, so a resumed run skips it.
     """
 
     student: str
@@ -52,11 +55,26 @@ class Submission:
     diagram: tuple[str, str] | None = None
     unknown: list[Unknown] = field(default_factory=list)
     strays: list[str] = field(default_factory=list)
+    digest: str = ""
 
     @property
     def notices(self) -> list[str]:
         """What the grader found but does not read, each with what to do: for the feedback and the console."""
         return [u.describe() for u in self.unknown] + [diagram_hint(name) for name in self.strays]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``--shard K/N`` as (K, N), 1 <= K <= N; UsageError otherwise."""
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit()) or not 1 <= int(k) <= int(n):
+        raise UsageError(f"--shard {text}: give K/N with 1 <= K <= N, e.g. --shard 2/4 (the 2nd of 4 shards).")
+    return int(k), int(n)
+
+
+def shard_of(student: str, shards: int) -> int:
+    """Which of ``shards`` shards (1..N) grades ``student``: from the id alone, so it does not depend on the
+    other folders or their order, and every student falls in exactly one shard."""
+    return int.from_bytes(hashlib.sha256(student.encode()).digest()[:8], "big") % shards + 1
 
 
 def discover(root: Path) -> list[Path]:
@@ -74,13 +92,16 @@ class Folder:
     student: str
 
 
-def select_folders(paths: list[Path], *, skip_unusable: bool = False) -> tuple[list[Folder], list[str]]:
+def select_folders(
+    paths: list[Path], *, skip_unusable: bool = False, shard: tuple[int, int] | None = None
+) -> tuple[list[Folder], list[str]]:
     """The submission folders to grade, each checked, and why any was skipped.
 
     A path that is not a gradable submission folder is a UsageError; with ``skip_unusable`` (every folder
     of submissions/, where one bad folder must not stop a whole class: a symbolic link, a name with a
     space, a stray folder with no submission files) it is skipped instead, with its reason. Two paths of
-    one student id are a UsageError.
+    one student id are a UsageError. With ``shard`` (K, N), only the students of shard K are kept
+    (``shard_of``); every folder is checked all the same, so each shard reports the same mistakes.
     """
     folders: list[Folder] = []
     skipped: list[str] = []
@@ -98,6 +119,8 @@ def select_folders(paths: list[Path], *, skip_unusable: bool = False) -> tuple[l
                 f"{folder.path} and {seen[folder.student]} are the same student id {folder.student!r}; give each once."
             )
         seen[folder.student] = folder.path
+    if shard is not None:
+        folders = [folder for folder in folders if shard_of(folder.student, shard[1]) == shard[0]]
     return folders, skipped
 
 
@@ -199,8 +222,15 @@ def read_submission(path: Path, student: str) -> Submission:
     """Read everything the parent needs from one folder; problems become messages, never exceptions."""
     answers: dict[str, Any] | None = None
     answers_error: str | None = None
+    digest = hashlib.sha256()
+
+    def read(name: str, limit: int) -> bytes:
+        data = read_capped(path / name, limit)
+        digest.update(f"{name}\0{len(data)}\0".encode() + data)
+        return data
+
     try:
-        answers = parse_answers(read_capped(path / ANSWERS_FILE, ANSWERS_MAX_BYTES))
+        answers = parse_answers(read(ANSWERS_FILE, ANSWERS_MAX_BYTES))
     except FileNotFoundError:
         answers_error = (
             f"answers.toml is missing from submissions/{student}/: copy submissions/_template/answers.toml "
@@ -213,19 +243,19 @@ def read_submission(path: Path, student: str) -> Submission:
     sub.strays = stray_diagrams(path)
     for name, limit in CODE_FILES.items():
         try:
-            sub.code[name] = read_capped(path / name, limit)
+            sub.code[name] = read(name, limit)
         except FileNotFoundError:
             continue
         except OSError as exc:
             sub.code_errors[name] = str(exc)
     for name in DIAGRAM_FILES:
         if (path / name).is_file() and not (path / name).is_symlink():
-            text = ""
-            if name.endswith((".md", ".txt")):
-                try:
-                    text = read_capped(path / name, DIAGRAM_MAX_BYTES).decode("utf-8", "replace")
-                except OSError:
-                    text = ""
-            sub.diagram = (name, text)
+            try:
+                data = read(name, DIAGRAM_MAX_BYTES)
+            except OSError:
+                data = b""
+            sub.diagram = (name, data.decode("utf-8", "replace") if name.endswith((".md", ".txt")) else "")
             break
+    digest.update("\0".join(["strays", *sub.strays]).encode())
+    sub.digest = digest.hexdigest()
     return sub

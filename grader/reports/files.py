@@ -1,8 +1,10 @@
-"""The report files under the output folder: gradebooks, Gradescope ``results.json``, feedback, JUnit XML,
-summaries (the layout is in ``grader.reports``).
+"""The report files under the output folder, exports of the gradebook database: gradebooks, Gradescope
+``results.json``, feedback, JUnit XML, summaries (the layout is in ``grader.reports``).
 
-The class-wide files cover the whole gradebook (merged with the earlier one, see ``grader.reports.gradebook``);
-the per-student folders are written for the students graded in this run.
+The class-wide files cover the whole class, each student's latest attempt (``grader.reports.gradebook``);
+the per-student folders are written for the students of this run. Each file is replaced in one step (written
+beside it, then renamed), and ``export_lock`` keeps two graders of one folder from interleaving their exports:
+the one that exports last read the database last, so the files always show every committed grade.
 
 Visibility (``grader.scoring.VISIBILITY``, declared with each check): ``results.json`` carries each check's, and
 Gradescope shows or hides the test by it. ``feedback.md`` is the learner's: until the instructor publishes the
@@ -14,14 +16,18 @@ instructor's and hold everything.
 from __future__ import annotations
 
 import csv
+import fcntl
+import io
 import json
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..results import CheckResult, StudentResult
+from ..results import CheckResult, Penalty, StudentResult
 
 
 def fmt(points: float) -> str:
@@ -64,6 +70,16 @@ def written_line(r: StudentResult) -> str:
     return f"Written work: {fmt(r.written_score)} / {fmt(r.written_max)} recorded{waiting}"
 
 
+def late_line(r: StudentResult) -> str:
+    """``Late: 1 day late (...): -10%. Score 80 -> final 72. Submission time: git commit time of ...``."""
+    p = r.late
+    assert p is not None
+    return (
+        f"Late policy: {p.status}. {p.rule}. Raw score {fmt(r.total)}, penalty {fmt(p.percent)}%, "
+        f"final {fmt(round(r.final, 2))}. Submission time from: {p.source}."
+    )
+
+
 def feedback_md(r: StudentResult, seed: int, visibility: dict[str, str] | None = None, publish: bool = False) -> str:
     """The learner's feedback: the score, every check with its points, what to fix, the written work.
 
@@ -77,6 +93,7 @@ def feedback_md(r: StudentResult, seed: int, visibility: dict[str, str] | None =
         "",
         f"**{shown_line(r, held)}** · {written_line(r)}",
         "",
+        *([late_line(r), ""] if r.late is not None else []),
         f"Isolation: {r.isolation}. Graded with seed {seed} (`python -m grader --seed {seed}` replays the run).",
         "",
         "| # | Check | Points | Status |",
@@ -129,10 +146,13 @@ def results_json(r: StudentResult, seed: int, visibility: dict[str, str] | None 
             test |= {"score": item.score, "status": "passed" if item.score == item.max_score else "failed"}
             test["output"] = f"{item.title}: {fmt(item.score)} / {fmt(item.max_score)}. {item.comment}".strip()
         tests.append(test | {"output_format": "text", "visibility": "visible", "tags": ["written"]})
+    late = f" {late_line(r)}" if r.late is not None else ""
     return {
-        "score": r.total,
+        "score": round(r.final, 4) if r.late is not None else r.total,
         "execution_time": round(r.seconds, 3),
-        "output": f"{shown_line(r, withheld(r, visibility, False))}. {written_line(r)}. Isolation: {r.isolation}.",
+        "output": (
+            f"{shown_line(r, withheld(r, visibility, False))}. {written_line(r)}.{late} Isolation: {r.isolation}."
+        ),
         "output_format": "md",
         "visibility": "visible",
         "stdout_visibility": "hidden",
@@ -206,8 +226,17 @@ def junit_xml(results: list[StudentResult]) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
+def penalty_cell(p: Penalty) -> str:
+    """``late, -20%``, ``on time``, ``unknown: not assessed``: a penalty in a table cell."""
+    if p.status == "unknown":
+        return "unknown: not assessed"
+    return f"{p.status}, -{fmt(p.percent)}%" if p.percent else p.status
+
+
 def summary_md(results: list[StudentResult], meta: dict[str, Any]) -> str:
-    """The class at a glance, for the terminal's report folder and the CI job summary."""
+    """The class at a glance, for the terminal's report folder and the CI job summary; with a late policy, the
+    raw total, the penalty and the final score side by side, and where each submission time came from."""
+    late = any(r.late is not None for r in results)
     lines = [
         "## Grading summary",
         "",
@@ -218,15 +247,22 @@ def summary_md(results: list[StudentResult], meta: dict[str, Any]) -> str:
             else ""
         ),
         "",
-        "| Student | Automatic | Written (recorded) | Awaiting review | Checks not passed |",
-        "|---|---|---|---|---|",
+        "| Student | Automatic | Written (recorded) | Awaiting review | Checks not passed |"
+        + (" Raw total | Late | Final | Submission time from |" if late else ""),
+        "|---|---|---|---|---|" + ("---|---|---|---|" if late else ""),
     ]
     for r in results:
         missed = ", ".join(c.number for c in r.checks if c.status != "passed") or "none"
-        lines.append(
+        row = (
             f"| {r.student} | {fmt(r.score)} / {fmt(r.max_score)} | {fmt(r.written_score)} / {fmt(r.written_max)} "
             f"| {len(r.pending)} | {missed} |"
         )
+        if late:
+            p = r.late
+            penalty = "no policy applied" if p is None else penalty_cell(p)
+            source = "" if p is None else p.source.replace("|", "/")
+            row += f" {fmt(r.total)} | {penalty} | {fmt(round(r.final, 2))} | {source} |"
+        lines.append(row)
     return "\n".join(lines) + "\n"
 
 
@@ -267,56 +303,83 @@ def manual_template_toml(results: list[StudentResult]) -> str:
     return "\n".join(lines)
 
 
+SCORES_COLUMNS = ["student", "auto_score", "auto_max", "written_score", "written_max", "pending", "total", "seed",
+                  "graded_at"]  # fmt: skip
+LATE_COLUMNS = ["submitted_at", "submitted_source", "late_status", "late_penalty_percent", "final"]
+GRADEBOOK_COLUMNS = ["student", "number", "name", "score", "max_score", "status", "message"]
+LOCK = ".gradebook.lock"
+
+
+@contextmanager
+def export_lock(out: Path) -> Iterator[None]:
+    """Hold ``OUT/.gradebook.lock`` while reading the database and writing the reports: one export at a time."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def replace(path: Path, data: str | bytes) -> None:
+    """Write ``path`` in one step: a reader sees the old file or the new one, never half of one."""
+    part = path.with_name(f".{path.name}.{os.getpid()}.part")
+    part.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    os.replace(part, path)
+
+
+def csv_text(header: list[str], rows: list[list[Any]]) -> str:
+    """CSV as the csv module writes it (``\\r\\n`` line ends)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def scores_rows(results: list[StudentResult]) -> tuple[list[str], list[list[Any]]]:
+    """``scores.csv``: one row per student; the late columns only when a late policy has been applied."""
+    late = any(r.late is not None for r in results)
+    rows = []
+    for r in results:
+        numbers = (r.score, r.max_score, r.written_score, r.written_max, len(r.pending), r.total)
+        row = [r.student, *map(fmt, numbers), r.run_seed, r.graded_at]
+        if late:
+            p = r.late
+            row += [r.submitted_at, r.submitted_source]
+            row += ["", "", fmt(r.total)] if p is None else [p.status, fmt(p.percent), fmt(round(r.final, 4))]
+        rows.append(row)
+    return SCORES_COLUMNS + (LATE_COLUMNS if late else []), rows
+
+
 def write_all(
     results: list[StudentResult], out: Path, meta: dict[str, Any], graded: list[StudentResult] | None = None
 ) -> None:
     """Write every report under ``out``; append the summary to $GITHUB_STEP_SUMMARY when it is set.
 
     ``results`` is the class (the gradebooks, summaries and review lists cover it); ``graded``, the students
-    graded in this run (default: all of them), also get their ``<id>/`` feedback and results.json.
+    of this run (default: all of them), also get their ``<id>/`` feedback and results.json. Callers hold
+    ``export_lock`` from reading the database to here.
     """
     graded = results if graded is None else graded
     meta = meta | {"kept": len(results) - len(graded)}
     visibility = {row["number"]: row["visibility"] for row in meta["points"]}
     out.mkdir(parents=True, exist_ok=True)
-    rows = gradebook_rows(results)
-    fields = ["student", "number", "name", "score", "max_score", "status", "message"]
-    with (out / "gradebook.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows({k: csv_cell(row[k]) for k in fields} for row in rows)
-    with (out / "scores.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "student",
-                "auto_score",
-                "auto_max",
-                "written_score",
-                "written_max",
-                "pending",
-                "total",
-                "seed",
-                "graded_at",
-            ]
-        )
-        for r in results:
-            numbers = (r.score, r.max_score, r.written_score, r.written_max, len(r.pending), r.total)
-            writer.writerow([r.student, *map(fmt, numbers), r.run_seed, r.graded_at])
-    (out / "gradebook.json").write_text(json.dumps(gradebook_json(results, meta), indent=2) + "\n", encoding="utf-8")
-    (out / "junit.xml").write_bytes(junit_xml(results))
+    book = [[csv_cell(row[k]) for k in GRADEBOOK_COLUMNS] for row in gradebook_rows(results)]
+    replace(out / "gradebook.csv", csv_text(GRADEBOOK_COLUMNS, book))
+    replace(out / "scores.csv", csv_text(*scores_rows(results)))
+    replace(out / "gradebook.json", json.dumps(gradebook_json(results, meta), indent=2) + "\n")
+    replace(out / "junit.xml", junit_xml(results))
     summary = summary_md(results, meta)
-    (out / "summary.md").write_text(summary, encoding="utf-8")
-    (out / "manual-review.md").write_text(manual_review_md(results), encoding="utf-8")
-    (out / "manual-template.toml").write_text(manual_template_toml(results), encoding="utf-8")
+    replace(out / "summary.md", summary)
+    replace(out / "manual-review.md", manual_review_md(results))
+    replace(out / "manual-template.toml", manual_template_toml(results))
     for r in graded:
         folder = out / r.student
         folder.mkdir(exist_ok=True)
-        (folder / "results.json").write_text(
-            json.dumps(results_json(r, meta["seed"], visibility), indent=2) + "\n", encoding="utf-8"
-        )
-        feedback = feedback_md(r, meta["seed"], visibility, meta.get("publish", False))
-        (folder / "feedback.md").write_text(feedback, encoding="utf-8")
+        replace(folder / "results.json", json.dumps(results_json(r, meta["seed"], visibility), indent=2) + "\n")
+        replace(folder / "feedback.md", feedback_md(r, meta["seed"], visibility, meta.get("publish", False)))
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with open(step_summary, "a", encoding="utf-8") as handle:

@@ -36,6 +36,7 @@ MIN_LENGTH = 20
 INSTRUCTOR_ONLY = (
     "instructors/class.html",
     "instructors/grading.html",
+    "instructors/records.html",
     "instructors/integrity.html",
     "instructors/ci.html",
     "threat-model.html",
