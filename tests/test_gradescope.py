@@ -257,31 +257,36 @@ def test_names_ids_and_missing_metadata(tmp_path: Path) -> None:
         gradescope.locate(kit)
 
 
-def test_the_late_policy_call_site_follows_the_gradescope_dates(tmp_path: Path, monkeypatch) -> None:
-    """``late_policy`` speaks grader.late's documented API (issue 10): this fake records what it is given."""
-    seen: dict[str, object] = {}
-    fake = type(sys)("grader.late")
-    fake.load_policy = lambda path: seen.setdefault("policy", path.read_text())
-    fake.gradescope_time = lambda path: seen.setdefault("time", path)
-    monkeypatch.setitem(sys.modules, "grader.late", fake)
+def test_the_late_policy_takes_gradescope_s_dates_and_submission_time(tmp_path: Path) -> None:
+    """The instructor's rule with Gradescope's due date, late due date (no credit after it) and ``created_at``,
+    assessed by grader.late itself: two started days late at 10% a day is -20%."""
     meta_path = tmp_path / "submission_metadata.json"
+    late = {"due_date": "2025-03-14T23:59:00.000000+00:00", "late_due_date": "2025-03-21T23:59:00.000000+00:00"}
     meta_path.write_text(
-        json.dumps(METADATA | {"assignment": METADATA["assignment"] | {"late_due_date": "2025-03-21"}})
+        json.dumps(METADATA | {"created_at": "2025-03-16T22:10:00+00:00", "assignment": METADATA["assignment"] | late})
     )
     meta = gradescope.read_metadata(meta_path)
     settings = {"due": "ignored", "grace_minutes": 15, "percent_per_day": 10, "max_percent": 50}
     assert gradescope.late_policy(None, meta, "Ada-Lovelace", tmp_path) == {}
     extra = gradescope.late_policy(settings, meta, "Ada-Lovelace", tmp_path)
-    assert extra == {"late_policy": seen["policy"], "submitted": {"Ada-Lovelace": meta_path}}
-    assert seen["policy"] == textwrap.dedent(
+    assert set(extra) == {"late_policy", "submitted"}
+    when = extra["submitted"]["Ada-Lovelace"]
+    assert when.source.startswith("Gradescope submission metadata")
+    penalty = extra["late_policy"].assess("Ada-Lovelace", when)
+    assert (penalty.status, penalty.percent, penalty.final(100)) == ("late", 20, 80)
+    assert (tmp_path / "late-policy.toml").read_text() == textwrap.dedent(
         """\
         grace_minutes = 15
         percent_per_day = 10
         max_percent = 50
         due = 2025-03-14T23:59:00.000000+00:00
-        no_credit_after = 2025-03-21
+        no_credit_after = 2025-03-21T23:59:00.000000+00:00
         """
     )
+    after = json.loads(meta_path.read_text()) | {"created_at": "2025-03-22T00:00:00+00:00"}
+    meta_path.write_text(json.dumps(after))
+    extra = gradescope.late_policy(settings, gradescope.read_metadata(meta_path), "Ada-Lovelace", tmp_path)
+    assert extra["late_policy"].assess("Ada-Lovelace", extra["submitted"]["Ada-Lovelace"]).status == "no credit"
 
 
 def test_a_failure_result_follows_the_schema() -> None:

@@ -177,11 +177,11 @@ def test_a_class_graded_under_the_policy_shows_raw_penalty_and_final_and_where_e
         "final": "80",
     }
     assert table["alice"]["submitted_source"] == "git commit time of abc1234"
-    assert (table["bob"]["late_status"], table["bob"]["final"], table["bob"]["submitted_at"]) == ("unknown", "56", "")
+    assert (table["bob"]["late_status"], table["bob"]["final"], table["bob"]["submitted_at"]) == ("unknown", "46", "")
     summary = (out / "summary.md").read_text()
     assert "| Raw total | Late | Final | Submission time from |" in summary
     assert "| 100 | late, -20% | 80 | git commit time of abc1234 |" in summary
-    assert "| 56 | unknown: not assessed | 56 | none: no submission time was given for this folder |" in summary
+    assert "| 46 | unknown: not assessed | 46 | none: no submission time was given for this folder |" in summary
     results = json.loads((out / "alice" / "results.json").read_text())
     assert results["score"] == 80
     assert "Late policy: late. 2 days late" in results["output"]

@@ -2,7 +2,8 @@
 
 Built by rules from the instructor's ``grader/``, so that a file added there ships unless a rule leaves it out:
 
-- the instructor's own tools are left out (``INSTRUCTOR_ONLY``: the similarity report, this release builder);
+- the instructor's own tools are left out (``INSTRUCTOR_ONLY``: the similarity report, this release builder, the
+  merging of shard gradebooks and the LMS export);
 - the answer keys (``KEY_MODULES``) are replaced whole: ``rubrics.py`` by the names other modules import from
   it, each rubric said to be the course's; ``checks/check_quiz.py`` by stand-ins for its checks;
 - in every other check module, each check that is not "visible" is cut out, decorator and body: a hidden one
@@ -28,7 +29,7 @@ from ..errors import UsageError
 from ..scoring import CheckSpec, check
 
 #: Folders and files of grader/ that only instructors run; the student kit has none of them.
-INSTRUCTOR_ONLY = ("similarity", "release")
+INSTRUCTOR_ONLY = ("similarity", "release", "reports/merge.py", "reports/lms.py")
 #: Modules that hold answer keys: never shipped; each is replaced by a stand-in (``stand_in_rubrics``, ``stand_ins``).
 KEY_MODULES = ("rubrics.py", "checks/check_quiz.py")
 #: What a stand-in for a withheld check tells the learner; its points wait for the course's grader.
@@ -201,7 +202,7 @@ def stand_in_rubrics(grader: Path, path: Path) -> str:
 def is_left_out(relative: Path) -> bool:
     """An instructor's tool (``grader/similarity/``, or a module ``grader/similarity.py``) or a cache."""
     top = relative.parts[0] if len(relative.parts) > 1 else relative.stem
-    return top in INSTRUCTOR_ONLY or bool(set(relative.parts) & set(CACHES))
+    return top in INSTRUCTOR_ONLY or relative.as_posix() in INSTRUCTOR_ONLY or bool(set(relative.parts) & set(CACHES))
 
 
 def shipped_python(grader: Path) -> list[Path]:
