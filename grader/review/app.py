@@ -31,6 +31,7 @@ from typing import Any
 
 from flask import Flask, Response, abort, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from ..errors import UsageError
 from ..reports import FILENAME, Gradebook, export
@@ -438,6 +439,18 @@ def create_app(
         return Response(json.dumps({"message": message}), mimetype="application/json")
 
     return app
+
+
+class QuietHandler(WSGIRequestHandler):
+    """Werkzeug's request handler without its line per request (the console keeps the page's address in view)."""
+
+    def log_request(self, *_: Any) -> None:
+        pass
+
+
+def serve_on(app: Flask, port: int = 0) -> BaseWSGIServer:
+    """A threaded server of ``app`` on 127.0.0.1 only (``port`` 0: a free one); OSError if the port is taken."""
+    return make_server("127.0.0.1", port, app, threaded=True, request_handler=QuietHandler)
 
 
 def diagram_sources(review: Review, answer: Answer) -> list[dict[str, str]]:

@@ -101,9 +101,7 @@ def import_file(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     try:
-        from werkzeug.serving import WSGIRequestHandler, make_server
-
-        from .app import create_app
+        from .app import create_app, serve_on
     except ModuleNotFoundError as exc:
         if exc.name not in ("flask", "werkzeug"):
             raise
@@ -114,16 +112,12 @@ def serve(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
 
-    class Quiet(WSGIRequestHandler):
-        def log_request(self, *_: Any) -> None:  # one line per request would bury the address printed below
-            pass
-
     open_book(args.out).close()  # the usage errors first, before a port is taken
     token = secrets.token_urlsafe(24)
     app = create_app(args.out, token=token, submissions=args.submissions, reviewer=args.reviewer)
     review = app.config["review"]
     try:
-        server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=Quiet)
+        server = serve_on(app, args.port)
     except OSError as exc:
         review.close()
         print(f"review: failed: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}; try --port N.", file=sys.stderr)
