@@ -96,7 +96,8 @@ def test_the_kit_holds_what_learners_need_and_nothing_of_the_instructors(kit) ->
     assert {p for p in present if p.startswith("reference/")} == {
         f"reference/{p.name}" for p in (REPO / "reference").glob("*.py")
     }
-    for unwanted in ("tests/", "submissions/alice/", "submissions/bob/", "docs/instructors/", "grader/similarity/"):
+    unwanted_folders = ("tests/", "submissions/alice/", "submissions/bob/", "docs/instructors/", "grader/similarity/")
+    for unwanted in (*unwanted_folders, "grader/review/"):
         assert not [p for p in present if p.startswith(unwanted)], unwanted
     for unwanted in ("docs/threat-model.md", "docs/api/grader.md", ".ci/run", ".github/workflows/ci.yml"):
         assert unwanted not in present
