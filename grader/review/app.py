@@ -145,7 +145,7 @@ class Review:
 
     def similarity(self) -> Flagged:
         """The flagged pairs of ``OUT/similarity.json``, if there is one (read again when it changes)."""
-        from ..similarity import HTML_FILE, JSON_FILE, flagged_pairs, load_report  # reads JSON; no copydetect
+        from ..similarity import JSON_FILE, flagged_pairs, load_report  # reads JSON; no copydetect
         from ..similarity.page import CODE_SHOWN
 
         path = self.out / JSON_FILE
@@ -159,7 +159,7 @@ class Review:
             try:
                 self.flagged = Flagged(flagged_pairs(load_report(path)), "", CODE_SHOWN, stamp)
             except UsageError as exc:
-                self.flagged = Flagged([], f"{exc} (the review list shows {HTML_FILE}'s pairs once it reads)", 0, stamp)
+                self.flagged = Flagged([], f"{exc} Until then the review list cannot show its pairs.", 0, stamp)
         return self.flagged
 
     def save(self, data: Any) -> dict[str, Any]:
