@@ -9,6 +9,7 @@ a leak planted in a shipped file fails the build, and a key module with a visibl
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import html
 import io
@@ -143,7 +144,11 @@ def test_the_learner_grader_has_the_visible_checks_and_stand_ins_only(kit) -> No
     quiz = (kit[0] / "grader/checks/check_quiz.py").read_text()
     assert "raise ManualReview(" in quiz and "q1_choice" not in quiz and "read_q3" not in quiz
     assert "Q3_IDEAS" not in (kit[0] / "grader/rubrics.py").read_text()
-    assert "COMMANDS = {}" in (kit[0] / "grader/__main__.py").read_text()
+    entry = ast.parse((kit[0] / "grader/__main__.py").read_text())
+    assigned = [n for n in entry.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "COMMANDS"]
+    commands = ast.literal_eval(assigned[0].value)
+    assert commands == {"merge": "grader.reports.merge", "export": "grader.reports.lms"}, "no instructor's tool"
+    assert all((kit[0] / (module.replace(".", "/") + ".py")).is_file() for module in commands.values())
 
 
 def test_no_answer_is_in_the_kit_and_the_scan_knows_every_source_of_one(kit, found) -> None:
