@@ -435,7 +435,7 @@ def create_app(
         except OSError as exc:
             return failed(500, f"The reports could not be written to {out}: {exc}. Every entry is in the gradebook.")
         withheld = "" if done["publish"] else " (checks shown after the due date stay withheld, as in the last run)"
-        message = f"Wrote the reports in {out}/: feedback.md and results.json of {done['students']} students{withheld}."
+        message = f"Wrote the reports in {out}/: feedback.md and results.json, {done['students']} student(s){withheld}."
         return Response(json.dumps({"message": message}), mimetype="application/json")
 
     return app

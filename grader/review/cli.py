@@ -126,7 +126,8 @@ def serve(args: argparse.Namespace) -> int:
     print(f"Review page for {review.path}, entries recorded as entered by {args.reviewer}:\n\n    {url}\n")
     print("Open it in a browser on this machine (the address is the password: keep it to yourself). Ctrl-C stops.")
     print("Every entry is saved in the gradebook at once; closing the tab loses nothing.", flush=True)
-    signal.signal(signal.SIGTERM, interrupt)  # a kill stops it as Ctrl-C does: the reports are written
+    for stop in (signal.SIGTERM, signal.SIGHUP):  # a kill, or the terminal closed, stops it as Ctrl-C does
+        signal.signal(stop, interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -145,7 +146,8 @@ def stopped(review: Any) -> int:
     try:
         if review.unexported:
             done = review.write_reports()
-            print(f"\nStopped. Wrote the reports in {done['out']}/ with the new entries ({done['students']} students).")
+            entries = f"with the new entries ({done['students']} student(s))"
+            print(f"\nStopped. Wrote the reports in {done['out']}/ {entries}.", flush=True)
         else:
             print("\nStopped. Every entry is in the gradebook; the report files were already up to date.")
     except (OSError, sqlite3.Error) as exc:
