@@ -37,7 +37,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite (pass pytest options after ``--``)."""
-    install(session, "test", "similarity")
+    install(session, "test", "similarity", "review")
     # tests/docs checks a built site: the docs session runs it after building both editions.
     session.run("pytest", "--ignore=tests/docs", *session.posargs)
 
@@ -75,6 +75,13 @@ def similarity(session: nox.Session) -> None:
 
 
 @nox.session
+def review(session: nox.Session) -> None:
+    """The review page, to score the written work: ``nox -s review`` serves reports/'s gradebook; ``-- --out DIR``."""
+    install(session, "review")
+    session.run("python", "-m", "grader", "review", *session.posargs)
+
+
+@nox.session
 def release(session: nox.Session) -> None:
     """The class release: ``dist/student-kit/`` (the learners' repository) and ``dist/autograder.zip`` (Gradescope)."""
     install(session, "grade")
@@ -84,7 +91,8 @@ def release(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: each prints ratios measured in one run against a named baseline."""
-    install(session, "test", "docs", "similarity")
+    install(session, "test", "docs", "similarity", "review")
     benchmarks = ("bench_model", "bench_decode", "bench_grader", "bench_sandbox", "bench_docs", "bench_similarity")
+    benchmarks += ("bench_review",)
     for script in (*benchmarks, "bench_gradescope"):
         session.run("python", f"tests/benchmarks/{script}.py", *session.posargs)

@@ -33,6 +33,7 @@ COMMANDS = {
     "release": "grader.release",
     "merge": "grader.reports.merge",
     "export": "grader.reports.lms",
+    "review": "grader.review",
 }
 
 

@@ -12,10 +12,14 @@ The scores file is TOML, one table per student, one key per item (or check name)
     "quiz.q3" = { score = 6, comment = "Says the variance grows with d_k, in other words." }
 
 Any automatic check may be overridden this way (a regrade); the feedback then says a person scored it.
+``dump_scores`` writes the same format (the review page's export), and ``parse_scores`` reads it from text with
+the checks ``load_scores`` makes (the review page's import), so a file written by one is read by the other.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -36,7 +40,7 @@ def _entry(student: str, key: str, value: Any, source: Path) -> tuple[float, str
         if not isinstance(comment, str):
             raise UsageError(f"{source}: [{student}] {key!r}: comment must be a string.")
         value = value.get("score")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise UsageError(f"{source}: [{student}] {key!r} must be a score >= 0 or {{ score = ..., comment = ... }}.")
     return float(value), comment
 
@@ -44,18 +48,53 @@ def _entry(student: str, key: str, value: Any, source: Path) -> tuple[float, str
 def load_scores(path: Path) -> Scores:
     """Read the instructor's scores file; UsageError naming the file and entry on any mistake."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read the manual scores file {path}: {exc.strerror}.") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise UsageError(f"{path} is not valid TOML: {exc}.") from None
+    return parse_scores(text, path)
+
+
+def parse_scores(text: str, source: Path) -> Scores:
+    """The scores of a scores file's text (``source`` names it in messages); UsageError on any mistake."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{source} is not valid TOML: {exc}.") from None
     scores: Scores = {}
     for student, table in data.items():
         if not isinstance(table, dict):
-            raise UsageError(f"{path}: {student!r} should be a table [{student}] of item = score lines.")
-        scores[student] = {key: _entry(student, key, value, path) for key, value in table.items()}
-    check_scores(scores, path)
+            raise UsageError(f"{source}: {student!r} should be a table [{student}] of item = score lines.")
+        scores[student] = {key: _entry(student, key, value, source) for key, value in table.items()}
+    check_scores(scores, source)
     return scores
+
+
+def toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and every control character TOML forbids bare are escaped."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04X}", escaped) + '"'
+
+
+def toml_number(score: float) -> str:
+    """``4`` for a whole score, else the float exactly (``repr``: ``2.5``, ``0.1``), so it reads back equal."""
+    return str(int(score)) if float(score).is_integer() else repr(float(score))
+
+
+def dump_scores(scores: Scores, header: str = "") -> str:
+    """The scores file of ``scores``, sorted by student and item; ``header`` becomes its first comment lines."""
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    for student in sorted(scores):
+        name = student if re.fullmatch(r"[A-Za-z0-9_-]+", student) else toml_string(student)
+        lines += [""] if lines else []
+        lines.append(f"[{name}]")
+        for key, (score, comment) in sorted(scores[student].items()):
+            value = toml_number(score)
+            if comment:
+                value = f"{{ score = {value}, comment = {toml_string(comment)} }}"
+            lines.append(f"{toml_string(key)} = {value}")
+    return "\n".join(lines) + "\n"
 
 
 def check_scores(scores: Scores, source: Path) -> None:

@@ -118,7 +118,9 @@ def test_the_archive_holds_what_gradescope_runs_and_is_reproducible(archive: Pat
     assert modes["run_autograder"] & 0o777 == 0o755
     assert {"grader/checks/check_quiz.py", "grader/rubrics.py", "grader/release/gradescope.py"} <= names
     assert "reference/counting.py" in names
-    assert not [n for n in names if n.startswith(("grader/similarity/", "tests/", "submissions/", "docs/"))]
+    assert not [
+        n for n in names if n.startswith(("grader/similarity/", "grader/review/", "tests/", "submissions/", "docs/"))
+    ]
     assert not [n for n in names if "__pycache__" in n]
     for name, text in scripts.items():
         assert not re.search(r"@[A-Z_]+@", text), f"{name} has a placeholder left"

@@ -9,6 +9,7 @@ a leak planted in a shipped file fails the build, and a key module with a visibl
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import html
 import io
@@ -96,7 +97,8 @@ def test_the_kit_holds_what_learners_need_and_nothing_of_the_instructors(kit) ->
     assert {p for p in present if p.startswith("reference/")} == {
         f"reference/{p.name}" for p in (REPO / "reference").glob("*.py")
     }
-    for unwanted in ("tests/", "submissions/alice/", "submissions/bob/", "docs/instructors/", "grader/similarity/"):
+    unwanted_folders = ("tests/", "submissions/alice/", "submissions/bob/", "docs/instructors/", "grader/similarity/")
+    for unwanted in (*unwanted_folders, "grader/review/"):
         assert not [p for p in present if p.startswith(unwanted)], unwanted
     for unwanted in ("docs/threat-model.md", "docs/api/grader.md", ".ci/run", ".github/workflows/ci.yml"):
         assert unwanted not in present
@@ -142,7 +144,12 @@ def test_the_learner_grader_has_the_visible_checks_and_stand_ins_only(kit) -> No
     quiz = (kit[0] / "grader/checks/check_quiz.py").read_text()
     assert "raise ManualReview(" in quiz and "q1_choice" not in quiz and "read_q3" not in quiz
     assert "Q3_IDEAS" not in (kit[0] / "grader/rubrics.py").read_text()
-    assert "COMMANDS = {}" in (kit[0] / "grader/__main__.py").read_text()
+    entry = ast.parse((kit[0] / "grader/__main__.py").read_text())
+    assigned = [n for n in entry.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "COMMANDS"]
+    commands = ast.literal_eval(assigned[0].value)
+    assert commands == {}, "no instructor's tool: similarity, review, release, merge and export stay with instructors"
+    for module in ("similarity/__init__.py", "review/__init__.py", "release/__init__.py", "reports/merge.py"):
+        assert not (kit[0] / "grader" / module).exists(), module
 
 
 def test_no_answer_is_in_the_kit_and_the_scan_knows_every_source_of_one(kit, found) -> None:

@@ -9,8 +9,8 @@ Its root holds what Gradescope looks for (gradescope/autograder_samples, ``docs/
   ``results/results.json`` whatever happens;
 - ``requirements.txt``: the package's dependencies and its ``grade`` extra (``pyproject.toml``);
 - ``gradescope.toml``: the instructor's settings: the published lesson's address, the late policy;
-- ``grader/`` (all of it but the similarity report: this is the instructor's grader, with its keys) and
-  ``reference/``.
+- ``grader/`` (all of it but the similarity report and the review page: this is the instructor's grader, with its
+  keys) and ``reference/``.
 
 The archive is reproducible: its entries are sorted, dated 1980-01-01 and carry only their modes.
 """
@@ -26,7 +26,8 @@ from .kit import FILES, fill, python_minimum, toml_text, torch_pin
 
 VENV = "/opt/kimi-k2-grader"  # setup.sh makes it, run_autograder uses it (outside source/: readable by the runs)
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
-LEFT_OUT = ("similarity", "__pycache__")  # grader/similarity/: an instructor's tool that grading never imports
+# grader/similarity/ and grader/review/: instructors' tools that grading never imports.
+LEFT_OUT = ("similarity", "review", "__pycache__")
 EXTRA = "grade"
 EPOCH = (1980, 1, 1, 0, 0, 0)
 

@@ -2,8 +2,8 @@
 
 Built by rules from the instructor's ``grader/``, so that a file added there ships unless a rule leaves it out:
 
-- the instructor's own tools are left out (``INSTRUCTOR_ONLY``: the similarity report, this release builder, the
-  merging of shard gradebooks and the LMS export);
+- the instructor's own tools are left out (``INSTRUCTOR_ONLY``: the similarity report, the review page, this release
+  builder, the merging of shard gradebooks and the LMS export);
 - the answer keys (``KEY_MODULES``) are replaced whole: ``rubrics.py`` by the names other modules import from
   it, each rubric said to be the course's; ``checks/check_quiz.py`` by stand-ins for its checks;
 - in every other check module, each check that is not "visible" is cut out, decorator and body: a hidden one
@@ -29,7 +29,7 @@ from ..errors import UsageError
 from ..scoring import CheckSpec, check
 
 #: Folders and files of grader/ that only instructors run; the student kit has none of them.
-INSTRUCTOR_ONLY = ("similarity", "release", "reports/merge.py", "reports/lms.py")
+INSTRUCTOR_ONLY = ("similarity", "release", "review", "reports/merge.py", "reports/lms.py")
 #: Modules that hold answer keys: never shipped; each is replaced by a stand-in (``stand_in_rubrics``, ``stand_ins``).
 KEY_MODULES = ("rubrics.py", "checks/check_quiz.py")
 #: What a stand-in for a withheld check tells the learner; its points wait for the course's grader.

@@ -16,7 +16,8 @@ Layout under the output folder::
     scores.csv           one row per student: automatic, written and total points, the run's seed and time
                          (with a late policy: submission time and its source, penalty, final score)
     junit.xml            one test suite per student, one test case per check
-    summary.md           the class at a glance (also appended to $GITHUB_STEP_SUMMARY when set)
+    summary.md           the class at a glance (also appended to $GITHUB_STEP_SUMMARY when set), with the
+                         similarity report's flagged pairs when similarity.json is in the folder
     manual-review.md     what is waiting for a person, with rubrics and answers
     manual-template.toml a scores file to fill in and pass back with --manual
     <id>/results.json    Gradescope's autograder format

@@ -34,10 +34,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, astuple, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import UsageError
 from ..results import CheckResult, ManualItem, Penalty, RunSummary, StudentResult
@@ -47,6 +48,7 @@ APPLICATION_ID = 0x4B324742  # "K2GB": a Kimi-K2 lesson gradebook
 SCHEMA_VERSION = 1
 BUSY_SECONDS = 60.0  # how long a writer waits for another grader's transaction before giving up
 SQLITE_HEADER = b"SQLite format 3\x00"
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE runs (
@@ -191,6 +193,29 @@ class RunInfo:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class ManualEntry:
+    """One row of ``manual_scores``: a score a person entered. ``id`` doubles as the entry's version: a review
+    page sends the id it saw with its next entry, so that an entry made meanwhile is never overwritten unseen."""
+
+    id: str
+    student: str
+    item: str
+    score: float
+    comment: str
+    entered_by: str
+    entered_at: str
+    source: str
+
+
+class StaleEntry(Exception):
+    """Someone entered another score for the item since the caller read it: ``latest`` is that entry."""
+
+    def __init__(self, latest: ManualEntry) -> None:
+        super().__init__(f"{latest.student} {latest.item}: {latest.entered_by} entered {latest.score:g} meanwhile")
+        self.latest = latest
+
+
 def now() -> str:
     """The current moment, ISO 8601 UTC to the microsecond: orders attempts and entries."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
@@ -300,15 +325,19 @@ class Gradebook:
 
     def _write(self, statements: list[tuple[str, Any]]) -> None:
         """One short write transaction: each (sql, rows) pair is executemany'd; all or nothing."""
+        self._entering(lambda: [self.conn.executemany(sql, rows) for sql, rows in statements])
+
+    def _entering(self, work: Callable[[], T]) -> T:
+        """Run ``work()`` in one write transaction (BEGIN IMMEDIATE): all or nothing."""
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for sql, rows in statements:
-                conn.executemany(sql, rows)
+            done = work()
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        return done
 
     # -- writing ---------------------------------------------------------------------------------------
 
@@ -361,23 +390,48 @@ class Gradebook:
         The caller checks the item and the points (``grader.manual.check_scores``). In one transaction, so
         that a review page can enter single scores while a grader writes the same file.
         """
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            latest = conn.execute(
-                "SELECT score, comment FROM latest_manual_scores WHERE student = ? AND item = ?", (student, item)
-            ).fetchone()
-            changed = latest is None or tuple(latest) != (score, comment)
-            if changed:
-                conn.execute(
-                    "INSERT INTO manual_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (new_id(), student, item, score, comment, entered_by, now(), source),
+        return self._entering(lambda: self._enter(student, item, score, comment, entered_by, source, None)[0])
+
+    def enter_seen(
+        self, student: str, item: str, score: float, comment: str, *, seen: str, entered_by: str, source: str
+    ) -> tuple[bool, ManualEntry]:
+        """``enter_manual`` for a page that shows the entries: ``seen`` is the id of the latest entry the page
+        showed ("" for none). If another entry was made since, and it differs from this one, StaleEntry is
+        raised with it and nothing is written. Returns whether a row was added, and the latest entry after."""
+        return self._entering(lambda: self._enter(student, item, score, comment, entered_by, source, seen))
+
+    def enter_all(self, scores: dict[str, dict[str, tuple[float, str]]], *, entered_by: str, source: str) -> int:
+        """``enter_manual`` for every score of a scores file ({student: {item: (score, comment)}}), in one
+        transaction (all or none); returns how many changed something."""
+
+        def enter() -> int:
+            return sum(
+                self._enter(student, item, score, comment, entered_by, source, None)[0]
+                for student, entries in scores.items()
+                for item, (score, comment) in entries.items()
+            )
+
+        return self._entering(enter)
+
+    def _enter(
+        self, student: str, item: str, score: float, comment: str, entered_by: str, source: str, seen: str | None
+    ) -> tuple[bool, ManualEntry]:
+        """Inside a transaction: add the entry unless it changes nothing (see ``enter_seen`` for ``seen``)."""
+        latest = self.manual_entry(student, item)
+        changed = latest is None or (latest.score, latest.comment) != (score, comment)
+        if changed and seen is not None and (latest.id if latest else "") != seen:
+            if latest is None:
+                raise UsageError(
+                    f"{self.path} holds no entry for {student} {item}, though the page showed one: the gradebook "
+                    "was replaced since the page read it; reload the page."
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return changed
+            raise StaleEntry(latest)
+        if changed:
+            row = (new_id(), student, item, score, comment, entered_by, now(), source)
+            self.conn.execute("INSERT INTO manual_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            latest = self.manual_entry(student, item)  # this one, unless a machine whose clock is ahead wrote later
+        assert latest is not None
+        return changed, latest
 
     def merge_from(self, source: Gradebook) -> dict[str, int]:
         """Copy every row of ``source`` this gradebook lacks; returns the new rows per table. Idempotent."""
@@ -417,6 +471,15 @@ class Gradebook:
             "JOIN runs AS r ON r.id = a.run_id"
         )
         return {student: (attempt, digest, int(seed), grader) for student, attempt, digest, seed, grader in rows}
+
+    def manual_entry(self, student: str, item: str) -> ManualEntry | None:
+        """The latest score a person entered for ``student``'s ``item``, or None."""
+        row = self.conn.execute(
+            "SELECT id, student, item, score, comment, entered_by, entered_at, source FROM latest_manual_scores "
+            "WHERE student = ? AND item = ?",
+            (student, item),
+        ).fetchone()
+        return None if row is None else ManualEntry(*row)
 
     def manual_entries(self) -> dict[str, dict[str, tuple[float, str]]]:
         """The latest score a person entered per student and item: {student: {item: (score, comment)}}."""

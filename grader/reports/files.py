@@ -27,6 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
 from ..results import CheckResult, Penalty, StudentResult
 
 
@@ -266,6 +267,22 @@ def summary_md(results: list[StudentResult], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def similarity_md(out: Path) -> str:
+    """The similarity report's section for ``summary.md`` when ``python -m grader similarity`` wrote one into
+    ``out`` (its table of flagged pairs), else ""; a report that cannot be read is said, not skipped."""
+    try:
+        from ..similarity.records import load_report, summary_markdown
+        from ..similarity.settings import JSON_FILE
+    except ModuleNotFoundError:  # the student kit and the Gradescope autograder ship no similarity report
+        return ""
+    if not (out / JSON_FILE).is_file():
+        return ""
+    try:
+        return summary_markdown(load_report(out))
+    except UsageError as exc:
+        return f"## Code similarity\n\n{exc}\n"
+
+
 def manual_review_md(results: list[StudentResult]) -> str:
     """Every item waiting for a person: the rubric and the learner's answer."""
     lines = [
@@ -371,7 +388,8 @@ def write_all(
     replace(out / "scores.csv", csv_text(*scores_rows(results)))
     replace(out / "gradebook.json", json.dumps(gradebook_json(results, meta), indent=2) + "\n")
     replace(out / "junit.xml", junit_xml(results))
-    summary = summary_md(results, meta)
+    similarity = similarity_md(out)
+    summary = summary_md(results, meta) + (f"\n{similarity}" if similarity else "")
     replace(out / "summary.md", summary)
     replace(out / "manual-review.md", manual_review_md(results))
     replace(out / "manual-template.toml", manual_template_toml(results))

@@ -9,30 +9,14 @@ requested. A screenshot of each page lands in docs/_build/screenshots/<edition>/
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chromium import chrome, requested_urls
 from docs_site import BUILD, EDITIONS, built, lesson_sources, reference_modules
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
-# The browser and its driver: those .ci/setup found (CHROME_BIN, CHROMEDRIVER), else Debian's chromium pair.
-CHROMIUM = Path(os.environ.get("CHROME_BIN") or shutil.which("chromium") or "/usr/bin/chromium")
-CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver")
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1280,1000",
-)
 # Pages each edition must have; every other HTML page the build wrote is opened too (highlighted
 # sources under _modules/, the indexes, the timing pages), so a page added later is checked unasked.
 REQUIRED = [
@@ -74,17 +58,7 @@ return {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not found: run `bash .ci/setup` (apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    # An explicit Service path: selenium-manager would otherwise try to download a driver.
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_script_timeout(30)
+    driver = chrome(("browser", "performance"))
     driver.execute_cdp_cmd("Network.enable", {})
     driver.execute_cdp_cmd(
         "Network.emulateNetworkConditions",
@@ -92,15 +66,6 @@ def browser() -> Iterator[webdriver.Chrome]:
     )
     yield driver
     driver.quit()
-
-
-def requested_urls(driver: webdriver.Chrome) -> list[str]:
-    urls = []
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent":
-            urls.append(message["params"]["request"]["url"])
-    return urls
 
 
 def pages(edition: str) -> list[str]:
