@@ -115,7 +115,7 @@ def show_detail(r: StudentResult, publish: bool = False) -> None:
         print(f"  {c.number:<4} {c.name:<34} {c.score:>4g} / {c.max_score:<3g} {c.status}")
         if c.status != "passed":
             print(textwrap.fill(c.message, width=100, initial_indent="         ", subsequent_indent="         "))
-    pending = len(r.pending)
+    pending = len(r.written_pending)
     print(f"\n  {shown_line(r, held)}")
     print(f"  Written work: {r.written_score:g} / {r.written_max:g} recorded, {pending} awaiting review")
 
@@ -130,7 +130,7 @@ def show_summary(results: list[StudentResult]) -> None:
         for notice in r.notices:
             print(f"  {'':<{width}}  note: {notice}")
     full = sum(r.score == r.max_score for r in results)
-    pending = sum(len(r.pending) for r in results)
+    pending = sum(len(r.written_pending) for r in results)
     mean = sum(r.score for r in results) / len(results)
     print(
         f"\nGraded {len(results)} submissions: mean {mean:.1f}, {full} with full marks, "
