@@ -186,6 +186,19 @@ def _depth(value: Any) -> int:
     return 0
 
 
+def quoted_line(text: str, error: str, most: int = 80) -> str:
+    """``, in the line `q1 = "b`` for a TOML error that names its line (cut to ``most`` characters); "" otherwise.
+
+    tomllib names the line and column, and the column of an unclosed string is the line's end: the line itself
+    shows a learner what is wrong faster than the numbers do."""
+    match = re.search(r"\(at line (\d+), column \d+\)", error)
+    lines = text.splitlines()
+    if match is None or not 1 <= int(match[1]) <= len(lines) or not lines[int(match[1]) - 1].strip():
+        return ""
+    line = lines[int(match[1]) - 1].strip()
+    return f", in the line `{line if len(line) <= most else line[: most - 3] + '...'}`"
+
+
 def parse_answers(raw: bytes) -> dict[str, Any]:
     """Parse answers.toml; ValueError with a message for the learner (where, what, how to fix).
 
@@ -201,15 +214,16 @@ def parse_answers(raw: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ValueError(
-            f"answers.toml is not UTF-8 text (line {line} holds the byte "
-            f"{raw[exc.start : exc.start + 1]!r}); save it as UTF-8."
+            f"answers.toml is not UTF-8 text (line {line} holds the byte {raw[exc.start : exc.start + 1]!r}, "
+            "written in another encoding, such as Windows' ANSI); save it as UTF-8 (in Notepad: Save as, "
+            "Encoding: UTF-8)."
         ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(
-            f"answers.toml is not valid TOML: {exc}. Compare it with submissions/_template/answers.toml; "
-            'strings need quotes, e.g. q1 = "b".'
+            f"answers.toml is not valid TOML: {exc}{quoted_line(text, str(exc))}. Compare it with "
+            'submissions/_template/answers.toml; strings need quotes, e.g. q1 = "b".'
         ) from None
     except RecursionError:
         raise ValueError(f"answers.toml is nested too deeply (more than {ANSWERS_MAX_DEPTH} levels).") from None

@@ -358,7 +358,7 @@ def test_missing_or_malformed_answers_cost_only_the_answer_checks(graded) -> Non
         "fill it in."
     )
     malformed = (
-        "answers.toml is not valid TOML: Invalid value (at line 2, column 6). Compare it with "
+        "answers.toml is not valid TOML: Invalid value (at line 2, column 6), in the line `q1 = b`. Compare it with "
         'submissions/_template/answers.toml; strings need quotes, e.g. q1 = "b".'
     )
     for kind, text in (("missing_answers", missing), ("malformed_toml", malformed)):
@@ -366,7 +366,7 @@ def test_missing_or_malformed_answers_cost_only_the_answer_checks(graded) -> Non
         for check in ("1.1", "1.2", "1.3", "2.1", "3.1", "3.2"):
             assert message(results[kind], check) == text + docs(check)
     written = {item.key: item.comment for item in results["malformed_toml"].manual_review}
-    assert written["theory.rope"] == "Not scored: answers.toml could not be read (see the quiz checks)."
+    assert written["theory.rope"] == "Not scored: answers.toml is not valid TOML; fix it and grade again."
 
 
 def test_wrong_types_are_named_with_what_was_expected(graded) -> None:

@@ -290,15 +290,33 @@ def test_a_tensor_observation_keeps_the_count_of_nan_and_inf() -> None:
 
 
 def test_answers_toml_problems_become_messages() -> None:
-    with pytest.raises(
-        ValueError, match=r"^answers.toml is not UTF-8 text \(line 2 holds the byte b'\\xff'\); save it as UTF-8.$"
-    ):
+    with pytest.raises(ValueError) as caught:
         parse_answers(b'q1 = "b"\n\xff')
+    assert str(caught.value) == (
+        "answers.toml is not UTF-8 text (line 2 holds the byte b'\\xff', written in another encoding, such as "
+        "Windows' ANSI); save it as UTF-8 (in Notepad: Save as, Encoding: UTF-8)."
+    )
     with pytest.raises(ValueError, match=r"^answers.toml is not valid TOML: Invalid value \(at line 1, column 6\)"):
         parse_answers(b"q1 = b")
     nested = b"x = " + b"[" * 50 + b"]" * 50
     with pytest.raises(ValueError, match=f"nested too deeply \\(more than {ANSWERS_MAX_DEPTH} levels\\)"):
         parse_answers(nested)
+
+
+def test_a_toml_error_quotes_the_line_it_names() -> None:
+    """An unclosed string is reported at the end of its line ("Illegal character '\\n'"): the line itself shows
+    the missing quote. A line too long to quote whole is cut; an error at the end of the file quotes nothing."""
+    with pytest.raises(ValueError) as caught:
+        parse_answers(codecs.BOM_UTF8 + b'[quiz]\r\nq1 = "b\r\nq2 = false\r\n')
+    assert str(caught.value).startswith(
+        "answers.toml is not valid TOML: Illegal character '\\n' (at line 2, column 8), in the line `q1 = \"b`. "
+    )
+    with pytest.raises(ValueError) as caught:
+        parse_answers(b"[theory]\nrope = " + b"x" * 200)
+    assert f"in the line `rope = {'x' * 70}...`. Compare" in str(caught.value)
+    with pytest.raises(ValueError) as caught:
+        parse_answers(b'[theory]\nrope = """never closed')
+    assert "in the line" not in str(caught.value)
 
 
 def test_answers_saved_by_windows_editors_read_as_written() -> None:
