@@ -133,22 +133,37 @@ def check_folder(path: Path) -> str:
         hint = f"; did you mean {guess}?" if not path.is_absolute() and guess.is_dir() else "."
         raise UsageError(f"{path} does not exist{hint}")
     if not path.is_dir():
+        if path.suffix.lower() == ".zip":
+            raise UsageError(f"{path} is a zip file: unzip it, then give the submission folder it holds.")
         raise UsageError(f"{path} is a file; give its folder, submissions/<student-id>/.")
+    if not holds_submission_files(path):
+        inner = [child for child in sorted(path.iterdir()) if child.is_dir() and holds_submission_files(child)]
+        if path.resolve() == Path("submissions").resolve():
+            raise UsageError(
+                f"{path} is the folder of all submissions: run without paths to grade them all, or give {path}/<id>."
+            )
+        if len(inner) > 1:
+            raise UsageError(
+                f"{path} holds {len(inner)} submission folders: give them ({path}/* gives them all), or one of them."
+            )
+        if inner:  # an unzipped upload with a top folder, a student's folder inside a folder of their own
+            raise UsageError(f"{path} holds one submission folder, {inner[0].name}: give {inner[0]} instead.")
     student = path.resolve().name
     if not ID_PATTERN.match(student):
         raise UsageError(
             f"{path}: {student!r} is not a valid student id (letters, digits, '-' and '_' only); rename the folder."
         )
-    if not any((path / name).exists() or (path / name).is_symlink() for name in KNOWN_FILES):
-        if any((child / ANSWERS_FILE).exists() for child in path.iterdir() if child.is_dir()):
-            raise UsageError(
-                f"{path} is the folder of all submissions: run without paths to grade them all, or give {path}/<id>."
-            )
+    if not holds_submission_files(path):
         raise UsageError(
             f"{path} is not a submission folder: it holds none of {', '.join(KNOWN_FILES[:3])} "
             "(see submissions/README.md)."
         )
     return student
+
+
+def holds_submission_files(path: Path) -> list[str]:
+    """The names of ``KNOWN_FILES`` that ``path`` holds (a symbolic link counts: it is refused with a reason)."""
+    return [name for name in KNOWN_FILES if (path / name).exists() or (path / name).is_symlink()]
 
 
 def read_capped(path: Path, limit: int) -> bytes:

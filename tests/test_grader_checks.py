@@ -386,6 +386,10 @@ def test_folders_that_are_not_submissions_are_usage_errors(tmp_path: Path) -> No
     (tmp_path / "bad id" / "model.py").write_text("")
     (tmp_path / "empty").mkdir()
     (tmp_path / "file.txt").write_text("")
+    (tmp_path / "work.zip").write_bytes(b"PK")
+    for folder in ("unzipped/ada", "class/ada", "class/bo"):  # an upload's top folder; a folder of several
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "answers.toml").write_text("")
     cases = {
         tmp_path / "nowhere": f"{tmp_path / 'nowhere'} does not exist.",
         tmp_path / "file.txt": f"{tmp_path / 'file.txt'} is a file; give its folder, submissions/<student-id>/.",
@@ -393,6 +397,12 @@ def test_folders_that_are_not_submissions_are_usage_errors(tmp_path: Path) -> No
         "and '_' only); rename the folder.",
         tmp_path / "empty": f"{tmp_path / 'empty'} is not a submission folder: it holds none of answers.toml, "
         "model.py, mla.py (see submissions/README.md).",
+        tmp_path / "work.zip": f"{tmp_path / 'work.zip'} is a zip file: unzip it, then give the submission folder "
+        "it holds.",
+        tmp_path / "unzipped": f"{tmp_path / 'unzipped'} holds one submission folder, ada: give "
+        f"{tmp_path / 'unzipped' / 'ada'} instead.",
+        tmp_path / "class": f"{tmp_path / 'class'} holds 2 submission folders: give them ({tmp_path / 'class'}/* "
+        "gives them all), or one of them.",
     }
     for path, message in cases.items():
         with pytest.raises(UsageError) as caught:
