@@ -459,6 +459,11 @@ def test_manual_scores_settle_pending_checks_and_the_written_work(graded, tmp_pa
     manual.write_text('[partial]\n"theory.colour" = 1\n')
     with pytest.raises(grader.UsageError, match=r"'theory.colour' is not an item or check; use one of "):
         merge(copy.deepcopy(graded[0]["partial"]), grader.manual.load_scores(manual)["partial"], manual)
+    manual.write_text('[partial]\n"theory.ropee" = 1\n')  # a typo is named with the key it most resembles
+    with pytest.raises(
+        grader.UsageError, match=r"'theory.ropee' is not an item or check; did you mean \"theory.rope\"\? "
+    ):
+        grader.manual.load_scores(manual)
 
 
 @pytest.mark.parametrize(
