@@ -271,6 +271,17 @@ def main(argv: list[str] | None = None) -> int:
     unscored = batch.unscored(results)
     if unscored:
         print(f"note: {manual} also scores {', '.join(unscored)}, not graded in this run.", file=sys.stderr)
+    if shard is None:  # a shard grades a part of the class: the others' entries are expected to match nobody here
+        named = [(args.submitted_at, "gives a submission time for", times)]
+        if policy is not None:
+            named.append((args.extensions, "grants an extension to", policy.extensions))
+        for source, grants, students in named:
+            if strangers := batch.strangers(students, results):
+                print(
+                    f"note: {source} {grants} {', '.join(strangers)}, neither graded in this run nor in the "
+                    "gradebook: a misspelt id? It applies to nobody.",
+                    file=sys.stderr,
+                )
     errors = [f"{r.student}: {e}" for r in results for e in r.grader_errors]
     if errors:
         print("grader: failed: internal errors while scoring:\n  " + "\n  ".join(errors), file=sys.stderr)
