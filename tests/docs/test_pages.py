@@ -101,6 +101,17 @@ def test_written_work_table_matches_the_grader(site: Path) -> None:
     assert float(total) == sum(item["points"] for item in expected)
 
 
+def test_no_cell_marker_is_shown_as_text(site: Path) -> None:
+    """A ``# %%`` right after a text block, with no code between, does not start a block: sphinx-gallery reads it
+    as one more comment line of the text before it, and the page shows "%%" (02_rope did, above an answer)."""
+    shown = [
+        f"{source.name}: {match.group(0)!r}"
+        for source in lesson_sources()
+        for match in re.finditer(r"<p>\s*%%[^<]{0,40}", page(site, source))
+    ]
+    assert not shown, "write the two text blocks as one, or put code between them:\n" + "\n".join(shown)
+
+
 def test_no_page_loads_scripts_or_styles_from_the_network(site: Path) -> None:
     """sphinx-gallery's timing pages load jQuery and DataTables from CDNs; docs/_ext/lesson_offline.py drops that."""
     remote = [
