@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 from pathlib import Path
 
 from docs_site import DOCS, lesson_sources
@@ -150,3 +151,6 @@ def test_training_page_is_reproducible(instructor_site: Path, student_site: Path
     text = "\n".join(instructor)
     for verdict in ("Without balancing, routing", "With the bias update", "With the auxiliary loss", "Post-norm"):
         assert verdict in text, f"the training page never printed its sentence starting {verdict!r}"
+    # Its findings are sentences: printed on one line each, they ran off the output block, behind a sideways scroll.
+    long = [line for line in unescape(re.sub(r"<[^>]+>", "", text)).splitlines() if len(line) > 88]
+    assert not long, "lines wider than an output block (print them with say()):\n" + "\n".join(long)
