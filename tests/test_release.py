@@ -121,6 +121,8 @@ def test_the_kit_readme_starts_with_its_two_commands_and_counts_from_the_grader(
     assert (
         "(1.1 `quiz.q1`, 1.2 `quiz.q2`, 1.3 `quiz.q3`, 2.1 `math.causal_mask`, 3.2 `params.lesson_total_refer" in readme
     )
+    # What the learner's console prints for them, so that the README's words are the ones on the screen:
+    assert "This grader lists each of them as 'shown after the due date' and scores none of them" in readme
 
 
 def test_the_kit_is_its_own_package_with_the_repositorys_pins(kit) -> None:
