@@ -46,10 +46,10 @@ threads = torch.get_num_threads()
 torch.set_num_threads(1)  # one thread: the same arithmetic, in the same order, on every build
 
 
-def say(sentence: str) -> None:
+def say(sentence: str, indent: int = 0) -> None:
     """Print a sentence of the page's findings, wrapped to the width of an output block (one long line would run
-    off the page, behind a sideways scroll)."""
-    print(textwrap.fill(sentence, width=84))
+    off the page, behind a sideways scroll); the lines after the first are indented by ``indent``."""
+    print(textwrap.fill(sentence, width=84, subsequent_indent=" " * indent))
 
 # %%
 # The text
@@ -451,14 +451,15 @@ fig.tight_layout()
 
 # %%
 for name, norms in grads.items():
-    say(f"{name:>9}: gradient norm per layer at the first batch, " + ", ".join(f"{v:.3f}" for v in norms))
+    say(f"{name:>9}: gradient norm per layer at the first batch, " + ", ".join(f"{v:.3f}" for v in norms), 11)
     print(f"{'':>9}  largest / smallest across the layers: {max(norms) / min(norms):.1f}")
 for name, run in deep_runs.items():
     final = run["val"][-1][1]
     side = "below" if final < unigram else "above"
     say(
         f"{name:>9}: held-out loss after {DEEP_STEPS} steps {final:.3f}, {abs(final - unigram):.3f} {side} "
-        "what byte frequencies alone achieve"
+        "what byte frequencies alone achieve",
+        11,
     )
 say(verdict("pre-norm", "post-norm", *paired(deep_runs["pre-norm"]["loss"], deep_runs["post-norm"]["loss"])) + ".")
 
