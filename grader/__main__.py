@@ -116,7 +116,7 @@ def show_detail(r: StudentResult, publish: bool = False) -> None:
         print(f"  {c.number:<4} {c.name:<34} {c.score:>4g} / {c.max_score:<3g} {c.status}")
         if c.status != "passed":
             print(textwrap.fill(c.message, width=100, initial_indent="         ", subsequent_indent="         "))
-    pending = len(r.pending)
+    pending = len(r.written_pending)
     print(f"\n  {shown_line(r, held)}")
     print(f"  Written work: {r.written_score:g} / {r.written_max:g} recorded, {pending} awaiting review")
 
@@ -131,7 +131,7 @@ def show_summary(results: list[StudentResult]) -> None:
         for notice in r.notices:
             print(f"  {'':<{width}}  note: {notice}")
     full = sum(r.score == r.max_score for r in results)
-    pending = sum(len(r.pending) for r in results)
+    pending = sum(len(r.written_pending) for r in results)
     mean = sum(r.score for r in results) / len(results)
     print(
         f"\nGraded {len(results)} submissions: mean {mean:.1f}, {full} with full marks, "
@@ -272,6 +272,17 @@ def main(argv: list[str] | None = None) -> int:
     unscored = batch.unscored(results)
     if unscored:
         print(f"note: {manual} also scores {', '.join(unscored)}, not graded in this run.", file=sys.stderr)
+    if shard is None:  # a shard grades a part of the class: the others' entries are expected to match nobody here
+        named = [(args.submitted_at, "gives a submission time for", times)]
+        if policy is not None:
+            named.append((args.extensions, "grants an extension to", policy.extensions))
+        for source, grants, students in named:
+            if strangers := batch.strangers(students, results):
+                print(
+                    f"note: {source} {grants} {', '.join(strangers)}, neither graded in this run nor in the "
+                    "gradebook: a misspelt id? It applies to nobody.",
+                    file=sys.stderr,
+                )
     errors = [f"{r.student}: {e}" for r in results for e in r.grader_errors]
     if errors:
         print("grader: failed: internal errors while scoring:\n  " + "\n  ".join(errors), file=sys.stderr)

@@ -25,7 +25,7 @@ import getpass
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -87,7 +87,12 @@ class Batch:
 
     def unscored(self, results: list[StudentResult]) -> list[str]:
         """The students the manual scores file scores who are neither graded in ``results`` nor in the gradebook."""
-        return sorted(set(self.scores) - {r.student for r in results} - set(self.earlier))
+        return self.strangers(self.scores, results)
+
+    def strangers(self, students: Iterable[str], results: list[StudentResult]) -> list[str]:
+        """Of ``students`` (those a file names: scores, extensions, submission times), the ones neither graded in
+        ``results`` nor in the gradebook: most likely a misspelt id, whose entry would otherwise apply to nobody."""
+        return sorted(set(students) - {r.student for r in results} - set(self.earlier))
 
     def close(self) -> None:
         """Close the gradebook database (``grade_batch`` does, when it has finished)."""

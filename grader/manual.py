@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .names import closest
 from .results import CheckResult, StudentResult
 from .scoring import points_table
 from .written import WRITTEN, WRITTEN_POINTS
 
 Scores = dict[str, dict[str, tuple[float, str]]]
+NEAR = 0.8  # difflib's ratio for suggesting a key: "theory.ropee" -> "theory.rope", not "theory.colour" -> "theory.moe"
 
 
 def _entry(student: str, key: str, value: Any, source: Path) -> tuple[float, str]:
@@ -97,14 +99,21 @@ def dump_scores(scores: Scores, header: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def unknown_key(source: Path, student: str, key: str, known: list[str]) -> UsageError:
+    """The error for a key that names no item or check: the closest known name first, when one is close (the
+    keys share their section's prefix, "theory.", so only a near-exact name is suggested)."""
+    guess = closest(key, known, cutoff=NEAR)
+    hint = f'did you mean "{guess}"? The items and checks: ' if guess else "use one of "
+    return UsageError(f"{source}: [{student}] {key!r} is not an item or check; {hint}{', '.join(known)}.")
+
+
 def check_scores(scores: Scores, source: Path) -> None:
     """Every key names a written item or a check, and no score exceeds its points: checked before grading."""
     worth = {key: WRITTEN_POINTS for key in WRITTEN} | {row["name"]: row["points"] for row in points_table()}
     for student, entries in scores.items():
         for key, (score, _) in entries.items():
             if key not in worth:
-                known = ", ".join(sorted(worth))
-                raise UsageError(f"{source}: [{student}] {key!r} is not an item or check; use one of {known}.")
+                raise unknown_key(source, student, key, sorted(worth))
             if score > worth[key]:
                 raise UsageError(f"{source}: [{student}] {key} is worth {worth[key]:g} points, not {score:g}.")
 
@@ -132,6 +141,5 @@ def merge(result: StudentResult, entries: dict[str, tuple[float, str]], source: 
                 raise UsageError(f"{source}: [{result.student}] {key} is worth {items[key].max_score:g} points.")
             items[key].score, items[key].comment = score, comment
         else:
-            known = ", ".join(sorted(set(items) | set(checks)))
-            raise UsageError(f"{source}: [{result.student}] {key!r} is not an item or check; use one of {known}.")
+            raise unknown_key(source, result.student, key, sorted(set(items) | set(checks)))
     result.score = sum(check.score for check in result.checks)

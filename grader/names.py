@@ -25,10 +25,10 @@ DIAGRAM_KINDS = ("png", "svg", "md", "txt")
 CUTOFF = 0.6  # difflib's similarity ratio for "did you mean"
 
 
-def closest(name: str, known: list[str] | tuple[str, ...]) -> str | None:
+def closest(name: str, known: list[str] | tuple[str, ...], cutoff: float = CUTOFF) -> str | None:
     """The known name most like ``name`` (case ignored), or None if none is close."""
     lowered = {k.lower(): k for k in known}
-    match = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=CUTOFF)
+    match = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=cutoff)
     return lowered[match[0]] if match else None
 
 

@@ -117,8 +117,14 @@ class StudentResult:
 
     @property
     def pending(self) -> list[ManualItem]:
-        """Items still waiting for a person."""
+        """Items still waiting for a person: written work, and checks sent to one (a quiz 3 answer)."""
         return [item for item in self.manual_review if item.score is None]
+
+    @property
+    def written_pending(self) -> list[ManualItem]:
+        """The written work still waiting for a person. A check sent to one is not written work: it is shown, or
+        withheld until the due date, with the checks (the student kit's stand-ins among them)."""
+        return [item for item in self.pending if not item.check]
 
     @property
     def total(self) -> float:

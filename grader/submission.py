@@ -133,22 +133,37 @@ def check_folder(path: Path) -> str:
         hint = f"; did you mean {guess}?" if not path.is_absolute() and guess.is_dir() else "."
         raise UsageError(f"{path} does not exist{hint}")
     if not path.is_dir():
+        if path.suffix.lower() == ".zip":
+            raise UsageError(f"{path} is a zip file: unzip it, then give the submission folder it holds.")
         raise UsageError(f"{path} is a file; give its folder, submissions/<student-id>/.")
+    if not holds_submission_files(path):
+        inner = [child for child in sorted(path.iterdir()) if child.is_dir() and holds_submission_files(child)]
+        if path.resolve() == Path("submissions").resolve():
+            raise UsageError(
+                f"{path} is the folder of all submissions: run without paths to grade them all, or give {path}/<id>."
+            )
+        if len(inner) > 1:
+            raise UsageError(
+                f"{path} holds {len(inner)} submission folders: give them ({path}/* gives them all), or one of them."
+            )
+        if inner:  # an unzipped upload with a top folder, a student's folder inside a folder of their own
+            raise UsageError(f"{path} holds one submission folder, {inner[0].name}: give {inner[0]} instead.")
     student = path.resolve().name
     if not ID_PATTERN.match(student):
         raise UsageError(
             f"{path}: {student!r} is not a valid student id (letters, digits, '-' and '_' only); rename the folder."
         )
-    if not any((path / name).exists() or (path / name).is_symlink() for name in KNOWN_FILES):
-        if any((child / ANSWERS_FILE).exists() for child in path.iterdir() if child.is_dir()):
-            raise UsageError(
-                f"{path} is the folder of all submissions: run without paths to grade them all, or give {path}/<id>."
-            )
+    if not holds_submission_files(path):
         raise UsageError(
             f"{path} is not a submission folder: it holds none of {', '.join(KNOWN_FILES[:3])} "
             "(see submissions/README.md)."
         )
     return student
+
+
+def holds_submission_files(path: Path) -> list[str]:
+    """The names of ``KNOWN_FILES`` that ``path`` holds (a symbolic link counts: it is refused with a reason)."""
+    return [name for name in KNOWN_FILES if (path / name).exists() or (path / name).is_symlink()]
 
 
 def read_capped(path: Path, limit: int) -> bytes:
@@ -186,6 +201,19 @@ def _depth(value: Any) -> int:
     return 0
 
 
+def quoted_line(text: str, error: str, most: int = 80) -> str:
+    """``, in the line `q1 = "b`` for a TOML error that names its line (cut to ``most`` characters); "" otherwise.
+
+    tomllib names the line and column, and the column of an unclosed string is the line's end: the line itself
+    shows a learner what is wrong faster than the numbers do."""
+    match = re.search(r"\(at line (\d+), column \d+\)", error)
+    lines = text.splitlines()
+    if match is None or not 1 <= int(match[1]) <= len(lines) or not lines[int(match[1]) - 1].strip():
+        return ""
+    line = lines[int(match[1]) - 1].strip()
+    return f", in the line `{line if len(line) <= most else line[: most - 3] + '...'}`"
+
+
 def parse_answers(raw: bytes) -> dict[str, Any]:
     """Parse answers.toml; ValueError with a message for the learner (where, what, how to fix).
 
@@ -201,15 +229,16 @@ def parse_answers(raw: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ValueError(
-            f"answers.toml is not UTF-8 text (line {line} holds the byte "
-            f"{raw[exc.start : exc.start + 1]!r}); save it as UTF-8."
+            f"answers.toml is not UTF-8 text (line {line} holds the byte {raw[exc.start : exc.start + 1]!r}, "
+            "written in another encoding, such as Windows' ANSI); save it as UTF-8 (in Notepad: Save as, "
+            "Encoding: UTF-8)."
         ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(
-            f"answers.toml is not valid TOML: {exc}. Compare it with submissions/_template/answers.toml; "
-            'strings need quotes, e.g. q1 = "b".'
+            f"answers.toml is not valid TOML: {exc}{quoted_line(text, str(exc))}. Compare it with "
+            'submissions/_template/answers.toml; strings need quotes, e.g. q1 = "b".'
         ) from None
     except RecursionError:
         raise ValueError(f"answers.toml is nested too deeply (more than {ANSWERS_MAX_DEPTH} levels).") from None

@@ -37,6 +37,13 @@ def is_placeholder(text: str) -> bool:
     return PLACEHOLDERS.fullmatch(text) is not None
 
 
+def unreadable(error: str) -> str:
+    """What is wrong with answers.toml, the first clause of its message (``answers.toml is not valid TOML``):
+    the written items say it themselves, since the checks that give the whole message may be withheld (the
+    quiz's, until the due date)."""
+    return re.split(r": |; ", error, maxsplit=1)[0].removesuffix(".")
+
+
 def written_table() -> list[dict[str, object]]:
     """The written work a person scores (key, title, points), beside the 100 automatic points, for the docs."""
     return [{"key": key, "title": title, "points": WRITTEN_POINTS} for key, title in WRITTEN.items()]
@@ -54,7 +61,7 @@ def written_items(sub: Submission) -> list[ManualItem]:
                 item.answer = "\n".join(sub.strays)
                 item.comment = f"Sent to a person: {diagram_hint(sub.strays[0])}."
         elif sub.answers is None:
-            why = "Not scored: answers.toml could not be read (see the quiz checks)."
+            why = f"Not scored: {unreadable(sub.answers_error or '')}; fix it and grade again."
         else:
             section, name = key.split(".")
             table = sub.answers.get(section)

@@ -358,7 +358,7 @@ def test_missing_or_malformed_answers_cost_only_the_answer_checks(graded) -> Non
         "fill it in."
     )
     malformed = (
-        "answers.toml is not valid TOML: Invalid value (at line 2, column 6). Compare it with "
+        "answers.toml is not valid TOML: Invalid value (at line 2, column 6), in the line `q1 = b`. Compare it with "
         'submissions/_template/answers.toml; strings need quotes, e.g. q1 = "b".'
     )
     for kind, text in (("missing_answers", missing), ("malformed_toml", malformed)):
@@ -366,7 +366,7 @@ def test_missing_or_malformed_answers_cost_only_the_answer_checks(graded) -> Non
         for check in ("1.1", "1.2", "1.3", "2.1", "3.1", "3.2"):
             assert message(results[kind], check) == text + docs(check)
     written = {item.key: item.comment for item in results["malformed_toml"].manual_review}
-    assert written["theory.rope"] == "Not scored: answers.toml could not be read (see the quiz checks)."
+    assert written["theory.rope"] == "Not scored: answers.toml is not valid TOML; fix it and grade again."
 
 
 def test_wrong_types_are_named_with_what_was_expected(graded) -> None:
@@ -459,6 +459,11 @@ def test_manual_scores_settle_pending_checks_and_the_written_work(graded, tmp_pa
     manual.write_text('[partial]\n"theory.colour" = 1\n')
     with pytest.raises(grader.UsageError, match=r"'theory.colour' is not an item or check; use one of "):
         merge(copy.deepcopy(graded[0]["partial"]), grader.manual.load_scores(manual)["partial"], manual)
+    manual.write_text('[partial]\n"theory.ropee" = 1\n')  # a typo is named with the key it most resembles
+    with pytest.raises(
+        grader.UsageError, match=r"'theory.ropee' is not an item or check; did you mean \"theory.rope\"\? "
+    ):
+        grader.manual.load_scores(manual)
 
 
 @pytest.mark.parametrize(

@@ -290,15 +290,33 @@ def test_a_tensor_observation_keeps_the_count_of_nan_and_inf() -> None:
 
 
 def test_answers_toml_problems_become_messages() -> None:
-    with pytest.raises(
-        ValueError, match=r"^answers.toml is not UTF-8 text \(line 2 holds the byte b'\\xff'\); save it as UTF-8.$"
-    ):
+    with pytest.raises(ValueError) as caught:
         parse_answers(b'q1 = "b"\n\xff')
+    assert str(caught.value) == (
+        "answers.toml is not UTF-8 text (line 2 holds the byte b'\\xff', written in another encoding, such as "
+        "Windows' ANSI); save it as UTF-8 (in Notepad: Save as, Encoding: UTF-8)."
+    )
     with pytest.raises(ValueError, match=r"^answers.toml is not valid TOML: Invalid value \(at line 1, column 6\)"):
         parse_answers(b"q1 = b")
     nested = b"x = " + b"[" * 50 + b"]" * 50
     with pytest.raises(ValueError, match=f"nested too deeply \\(more than {ANSWERS_MAX_DEPTH} levels\\)"):
         parse_answers(nested)
+
+
+def test_a_toml_error_quotes_the_line_it_names() -> None:
+    """An unclosed string is reported at the end of its line ("Illegal character '\\n'"): the line itself shows
+    the missing quote. A line too long to quote whole is cut; an error at the end of the file quotes nothing."""
+    with pytest.raises(ValueError) as caught:
+        parse_answers(codecs.BOM_UTF8 + b'[quiz]\r\nq1 = "b\r\nq2 = false\r\n')
+    assert str(caught.value).startswith(
+        "answers.toml is not valid TOML: Illegal character '\\n' (at line 2, column 8), in the line `q1 = \"b`. "
+    )
+    with pytest.raises(ValueError) as caught:
+        parse_answers(b"[theory]\nrope = " + b"x" * 200)
+    assert f"in the line `rope = {'x' * 70}...`. Compare" in str(caught.value)
+    with pytest.raises(ValueError) as caught:
+        parse_answers(b'[theory]\nrope = """never closed')
+    assert "in the line" not in str(caught.value)
 
 
 def test_answers_saved_by_windows_editors_read_as_written() -> None:
@@ -368,6 +386,10 @@ def test_folders_that_are_not_submissions_are_usage_errors(tmp_path: Path) -> No
     (tmp_path / "bad id" / "model.py").write_text("")
     (tmp_path / "empty").mkdir()
     (tmp_path / "file.txt").write_text("")
+    (tmp_path / "work.zip").write_bytes(b"PK")
+    for folder in ("unzipped/ada", "class/ada", "class/bo"):  # an upload's top folder; a folder of several
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "answers.toml").write_text("")
     cases = {
         tmp_path / "nowhere": f"{tmp_path / 'nowhere'} does not exist.",
         tmp_path / "file.txt": f"{tmp_path / 'file.txt'} is a file; give its folder, submissions/<student-id>/.",
@@ -375,6 +397,12 @@ def test_folders_that_are_not_submissions_are_usage_errors(tmp_path: Path) -> No
         "and '_' only); rename the folder.",
         tmp_path / "empty": f"{tmp_path / 'empty'} is not a submission folder: it holds none of answers.toml, "
         "model.py, mla.py (see submissions/README.md).",
+        tmp_path / "work.zip": f"{tmp_path / 'work.zip'} is a zip file: unzip it, then give the submission folder "
+        "it holds.",
+        tmp_path / "unzipped": f"{tmp_path / 'unzipped'} holds one submission folder, ada: give "
+        f"{tmp_path / 'unzipped' / 'ada'} instead.",
+        tmp_path / "class": f"{tmp_path / 'class'} holds 2 submission folders: give them ({tmp_path / 'class'}/* "
+        "gives them all), or one of them.",
     }
     for path, message in cases.items():
         with pytest.raises(UsageError) as caught:

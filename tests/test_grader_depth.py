@@ -31,6 +31,7 @@ LOST = {  # what each wrong model must lose, and nothing else
     "no_scale": ("4.11",),
     "detached": ("4.10",),
     "mla_stub": ("5.2", "5.3"),
+    "short_logits": ("4.2", "4.3", "4.11"),
     "rope_frequencies": ("4.11",),
     "fused_rope_frequencies": ("4.11",),
     "unmappable": ("4.11",),
@@ -89,7 +90,7 @@ def reference_text(student: str, how: str, stage: str, detail: str, ending: str 
         + NUMBER
         + re.escape(" (allowed ")
         + NUMBER
-        + re.escape(f"); they first part at {stage}: ")
+        + re.escape(f"); they first diverge at {stage}: ")
         + detail
         + re.escape(
             ". Tried: RoPE on adjacent pairs or on halves, query heads in contiguous or strided groups, the RoPE "
@@ -149,6 +150,17 @@ def test_fused_weights_that_do_not_match_go_to_a_person_in_case_the_layout_was_g
     (item,) = [i for i in result.manual_review if i.check]
     assert (item.check, item.score) == ("4.11", None)
     assert item.answer.endswith(DECLARED) and message(result, "4.11").startswith(item.answer)  # the diagnosis
+
+
+def test_logits_of_the_wrong_shape_are_not_compared_number_by_number(graded) -> None:
+    """No difference "up to inf", and no list of conventions tried: none could make the shapes agree."""
+    r = draws("short_logits").reference
+    vocab, length = r["config"]["vocab_size"], len(r["ids"][0])
+    assert message(graded["short_logits"], "4.11") == (
+        f"With the reference's weights loaded by name, the logits of SimpleKimiK2({config_call(r['config'])}) on "
+        f"token ids {r['ids']} cannot be compared with the reference's: the logits have shape "
+        f"(1, {length}, {vocab - 1}), expected finite logits of shape (1, {length}, {vocab}). {DECLARED}" + docs("4.11")
+    )
 
 
 def test_sublayers_cut_off_from_the_gradient_are_named(graded) -> None:

@@ -192,9 +192,19 @@ def test_a_class_graded_under_the_policy_shows_raw_penalty_and_final_and_where_e
 
     # An extension granted later changes the penalty of the recorded attempt without grading it again.
     extensions = tmp_path / "extensions.toml"
-    extensions.write_text("alice = { days = 2 }\n")
+    extensions.write_text("alice = { days = 2 }\nalcie = { days = 9 }\n")
+    times.write_text(times.read_text() + "bbo,2025-03-14T20:00:00Z,by hand\n")
     assert main([*args, "--submitted-at", str(times), "--extensions", str(extensions)]) == 0
-    assert "Skipped 2 submission(s) already graded" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "Skipped 2 submission(s) already graded" in captured.out
+    # An entry for an id graded nowhere is a misspelling until shown otherwise: it applies to nobody, and is said.
+    assert (
+        f"note: {times} gives a submission time for bbo, neither graded in this run nor in the gradebook: a "
+        "misspelt id? It applies to nobody.\n"
+    ) in captured.err
+    assert f"note: {extensions} grants an extension to alcie, neither graded in this run nor in the gradebook" in (
+        captured.err
+    )
     with (out / "scores.csv").open() as handle:
         table = {row["student"]: row for row in csv.DictReader(handle)}
     assert (table["alice"]["late_status"], table["alice"]["final"]) == ("on time", "100")

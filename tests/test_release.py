@@ -9,6 +9,7 @@ a leak planted in a shipped file fails the build, and a key module with a visibl
 
 from __future__ import annotations
 
+import argparse
 import ast
 import contextlib
 import html
@@ -122,6 +123,8 @@ def test_the_kit_readme_starts_with_its_two_commands_and_counts_from_the_grader(
     assert (
         "(1.1 `quiz.q1`, 1.2 `quiz.q2`, 1.3 `quiz.q3`, 2.1 `math.causal_mask`, 3.2 `params.lesson_total_refer" in readme
     )
+    # What the learner's console prints for them, so that the README's words are the ones on the screen:
+    assert "This grader lists each of them as 'shown after the due date' and scores none of them" in readme
 
 
 def test_the_kit_is_its_own_package_with_the_repositorys_pins(kit) -> None:
@@ -279,3 +282,29 @@ def test_check_arguments_are_read_from_the_source_names_included(tmp_path: Path)
     module.write_text(head.replace("POINTS = 3", "POINTS = len('abc')") + '"x", "y")' + body)
     with pytest.raises(UsageError, match=r"check_demo\.py:6: @check\(\.\.\.\) of check_a must be made of literals"):
         check_definitions(module)
+
+
+@pytest.mark.parametrize(
+    ("policy", "error"),
+    [
+        ("percent_per_days = 10\n", "unknown key(s) percent_per_days; a late policy has due, "),
+        ("percent_per_day = 10\nmax_percent = 150\n", "max_percent is at most 100, not 150."),
+        ("percent_per_day = 10\nmax_percent = \n", "is not valid TOML: "),
+    ],
+)
+def test_a_late_policy_is_read_at_the_release_as_gradescope_will_read_it(tmp_path: Path, policy: str, error: str):
+    """Each Gradescope run completes the policy with Gradescope's due dates and reads it: a mistake found there
+    would fail every learner's run, so the release reads it first (without a due date: Gradescope gives one)."""
+    path = tmp_path / "late.toml"
+    path.write_text(policy)
+    out = tmp_path / "dist"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["release", "--out", str(out), "--late-policy", str(path)]) == 2
+    assert err.getvalue().startswith(f"grader release: error: --late-policy {path}")
+    assert error in err.getvalue()
+    assert not out.exists(), "nothing is built from a policy the runs could not read"
+    path.write_text("percent_per_day = 10\n")
+    assert grader.release.settings(argparse.Namespace(docs_url=None, late_policy=path)) == {
+        "late": {"percent_per_day": 10}
+    }

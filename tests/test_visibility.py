@@ -15,7 +15,7 @@ import pytest
 
 import grader
 from grader.__main__ import parser, show_detail
-from grader.reports.files import feedback_md, results_json
+from grader.reports.files import feedback_md, results_json, written_line
 from grader.results import CheckResult, ManualItem, StudentResult
 from grader.scoring import VISIBILITY, check
 
@@ -88,3 +88,13 @@ def test_the_console_withholds_them_too_and_publish_is_an_option(capsys, monkeyp
     assert "MESSAGE-SECRET" in capsys.readouterr().out
     assert parser().parse_args(["--publish"]).publish
     assert not parser().parse_args([]).publish
+
+
+def test_a_check_waiting_for_a_person_is_not_counted_as_written_work(capsys, monkeypatch) -> None:
+    """The written line counts the written items only: a check sent to a person (the hidden one here, the kit's
+    stand-ins for the quiz) is shown, or withheld, with the checks, so it never adds to "awaiting review"."""
+    monkeypatch.setattr(grader.__main__, "visibilities", lambda: SHOWN)
+    assert written_line(learner()) == "Written work: 0 / 5 recorded, 1 item awaiting review"
+    assert "· Written work: 0 / 5 recorded, 1 item awaiting review\n" in feedback_md(learner(), 7, SHOWN)
+    show_detail(learner())
+    assert "  Written work: 0 / 5 recorded, 1 awaiting review\n" in capsys.readouterr().out

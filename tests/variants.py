@@ -126,6 +126,10 @@ WRONG = {
         },
     ),
     "mla_stub": Variant("an MLA stub of the right shapes that computes nothing", {"mla.py": ((None, MLA_STUB),)}),
+    "short_logits": Variant(
+        "logits one vocabulary entry short: the wrong shape, which no weight or convention can fix",
+        {"model.py": (("return self.lm_head(self.norm(hidden))", "return self.lm_head(self.norm(hidden))[..., :-1]"),)},
+    ),
     "rope_frequencies": Variant(
         "RoPE's frequencies off by the factor 2 in the exponent: position still reaches attention, wrongly",
         {"model.py": (SLOW_ROPE,)},

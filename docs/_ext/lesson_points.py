@@ -50,7 +50,8 @@ class GraderTable(SphinxDirective):
             if path.is_file() and "__pycache__" not in path.parts:
                 self.env.note_dependency(str(path))
 
-        table = nodes.table(classes=["points-table", self.name])
+        # colwidths-given: Sphinx then writes the relative widths below, which lesson.css's fixed layout keeps
+        table = nodes.table(classes=["points-table", self.name, "colwidths-given"])
         group = nodes.tgroup(cols=len(self.columns))
         table += group
         for *_, width in self.columns:
@@ -95,11 +96,11 @@ class PointsTable(GraderTable):
     source = "points_table"
     columns = (
         ("number", "#", 6),
-        ("name", "Check", 22),
-        ("what", "What it checks", 36),
+        ("name", "Check", 26),
+        ("what", "What it checks", 32),
         ("docs", "Read", 16),
-        ("visibility", "Result shown", 12),
-        ("points", "Points", 8),
+        ("visibility", "Result shown", 11),
+        ("points", "Points", 9),
     )
     when: ClassVar[dict[str, str]] = {"visible": "at once", "after_due_date": "after the due date", "hidden": "never"}
 

@@ -65,7 +65,6 @@ print(f"wavelengths from {2 * math.pi / theta[0]:.3g} to {2 * math.pi / theta[-1
 #    :pyobject: apply_rope
 #    :caption: reference/rope.py, apply_rope
 #
-# %%
 # .. BEGIN SOLUTION
 #
 # .. admonition:: Answer: why the score depends only on the offset

@@ -22,6 +22,7 @@ thread, so every build of the site trains exactly the same models and prints the
 """
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -43,6 +44,12 @@ from reference import (
 
 threads = torch.get_num_threads()
 torch.set_num_threads(1)  # one thread: the same arithmetic, in the same order, on every build
+
+
+def say(sentence: str, indent: int = 0) -> None:
+    """Print a sentence of the page's findings, wrapped to the width of an output block (one long line would run
+    off the page, behind a sideways scroll); the lines after the first are indented by ``indent``."""
+    print(textwrap.fill(sentence, width=84, subsequent_indent=" " * indent))
 
 # %%
 # The text
@@ -210,13 +217,13 @@ fig.tight_layout()
 # %%
 seen = STEPS * BATCH * SEQ
 if last_val < unigram:
-    print(
+    say(
         f"After {STEPS} steps of {BATCH} x {SEQ} bytes ({seen:,} bytes, {seen / len(train_data):.1f} passes over "
         f"the training text) the held-out loss is {unigram - last_val:.3f} nats per byte below what byte "
         "frequencies alone achieve: the model uses context, which bytes follow which."
     )
 else:
-    print(
+    say(
         f"After {STEPS} steps of {BATCH} x {SEQ} bytes the held-out loss is still not below what byte frequencies "
         f"alone achieve ({last_val:.3f} against {unigram:.3f}): this run is too short to learn from context."
     )
@@ -306,19 +313,19 @@ def idle_experts(count: int) -> str:
 
 worst = {name: max(summary[name]["imbalance"].tolist()) for name in summary}
 collapsed = worst["none"] > ceiling / 2
-print(
+say(
     ("Without balancing, routing collapsed" if collapsed else "Without balancing, routing did not collapse in this run")
     + f": over the last {LAST} steps the busiest expert of a layer had {worst['none']:.2f} times the mean load "
     f"(the ceiling is {ceiling:.0f}); {idle_experts(summary['none']['idle'])}."
 )
 for name in ("bias", "aux"):
     cured = worst[name] < worst["none"] / 2
-    print(
+    say(
         f"With the {labels[name]}: at most {worst[name]:.2f} times the mean, "
         + ("less than half the unbalanced figure." if cured else "not even halving the unbalanced figure.")
     )
-print(verdict("the bias run", "the run without balancing", *paired(runs["bias"]["loss"], runs["none"]["loss"])) + ".")
-print(verdict("the bias run", "the auxiliary-loss run", *paired(runs["bias"]["loss"], runs["aux"]["loss"])) + ".")
+say(verdict("the bias run", "the run without balancing", *paired(runs["bias"]["loss"], runs["none"]["loss"])) + ".")
+say(verdict("the bias run", "the auxiliary-loss run", *paired(runs["bias"]["loss"], runs["aux"]["loss"])) + ".")
 
 # %%
 # Why routing collapses, where it does: the router's weights start near zero, every affinity
@@ -444,16 +451,17 @@ fig.tight_layout()
 
 # %%
 for name, norms in grads.items():
-    print(f"{name:>9}: gradient norm per layer at the first batch, " + ", ".join(f"{v:.3f}" for v in norms))
+    say(f"{name:>9}: gradient norm per layer at the first batch, " + ", ".join(f"{v:.3f}" for v in norms), 11)
     print(f"{'':>9}  largest / smallest across the layers: {max(norms) / min(norms):.1f}")
 for name, run in deep_runs.items():
     final = run["val"][-1][1]
     side = "below" if final < unigram else "above"
-    print(
+    say(
         f"{name:>9}: held-out loss after {DEEP_STEPS} steps {final:.3f}, {abs(final - unigram):.3f} {side} "
-        "what byte frequencies alone achieve"
+        "what byte frequencies alone achieve",
+        11,
     )
-print(verdict("pre-norm", "post-norm", *paired(deep_runs["pre-norm"]["loss"], deep_runs["post-norm"]["loss"])) + ".")
+say(verdict("pre-norm", "post-norm", *paired(deep_runs["pre-norm"]["loss"], deep_runs["post-norm"]["loss"])) + ".")
 
 # %%
 # Read the numbers above, not a slogan. They are one seed, one learning rate and a hundred-odd

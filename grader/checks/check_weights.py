@@ -9,6 +9,7 @@ by structure) and ``grader.matching`` runs ``reference`` on the same weights und
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -202,14 +203,20 @@ def check_matches_reference(evidence: Evidence) -> str:
         if observed["hyperparameters"]["rope_theta"]["value"] is not None
         else ("the bases " + ", ".join(f"{t:g}" for t in THETAS))
     )
-    message = (
-        f"With the reference's weights {pairing(observed, pairs=True)}, the logits of {model} on token ids "
-        f"{r['ids']} differ from the "
-        f"reference's by up to {result.difference:.3g} (allowed {result.allowed:.2g})"
-        + (f"; they first part at {result.stage}: {result.detail}." if result.stage else f"; {result.detail}.")
-        + f" Tried: RoPE on adjacent pairs or on halves, query heads in contiguous or strided groups, {bases}."
-        + hyperparameters(observed, result)
-    )
+    if math.isinf(result.difference):  # the wrong shape, or NaN/inf: no number to compare, no convention to try
+        message = (
+            f"With the reference's weights {pairing(observed, pairs=True)}, the logits of {model} on token ids "
+            f"{r['ids']} cannot be compared with the reference's: {result.detail}." + hyperparameters(observed, result)
+        )
+    else:
+        message = (
+            f"With the reference's weights {pairing(observed, pairs=True)}, the logits of {model} on token ids "
+            f"{r['ids']} differ from the "
+            f"reference's by up to {result.difference:.3g} (allowed {result.allowed:.2g})"
+            + (f"; they first diverge at {result.stage}: {result.detail}." if result.stage else f"; {result.detail}.")
+            + f" Tried: RoPE on adjacent pairs or on halves, query heads in contiguous or strided groups, {bases}."
+            + hyperparameters(observed, result)
+        )
     fused = any(len(pair["weights"]) > 1 for pair in observed["mapping"]["pairs"])
     if fused and not result.slip:
         raise ManualReview(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -54,9 +55,26 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.late_policy is not None:
         try:
             found["late"] = tomllib.loads(args.late_policy.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise UsageError(f"--late-policy {args.late_policy}: {exc}") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read the late policy {args.late_policy}: {exc.strerror}.") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--late-policy {args.late_policy} is not valid TOML: {exc}.") from None
+        check_policy(found["late"], args.late_policy)
     return found
+
+
+def check_policy(settings: dict[str, Any], source: Path) -> None:
+    """Read the policy as every Gradescope run will (Gradescope's due dates in place of its own), with a stand-in
+    due date: a mistake in it (a misspelt key, a bad cap) then stops the release, not every learner's grading."""
+    from ..late import load_policy
+    from .gradescope import write_policy
+
+    with tempfile.TemporaryDirectory() as folder:
+        trial = write_policy(settings, {"due": "2025-01-01T00:00:00Z"}, Path(folder) / "late-policy.toml")
+        try:
+            load_policy(trial)
+        except UsageError as exc:
+            raise UsageError(str(exc).replace(str(trial), f"--late-policy {source}")) from None
 
 
 def check_kit(repo: Path, kit: Path) -> list[str]:

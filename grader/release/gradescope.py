@@ -158,13 +158,20 @@ def late_policy(settings: dict[str, Any] | None, meta: Metadata, student: str, w
     if not settings or not meta.due:
         return {}
     from ..late import gradescope_time, load_policy  # issue 10's late policy: grader/late.py
-    from .kit import toml_text
 
     dates = {"due": meta.due} | ({"no_credit_after": meta.late_due} if meta.late_due else {})
-    policy = work / "late-policy.toml"
-    text = toml_text({k: v for k, v in settings.items() if k not in ("due", "no_credit_after")})
-    policy.write_text(text + "".join(f"{k} = {v}\n" for k, v in dates.items()), encoding="utf-8")
+    policy = write_policy(settings, dates, work / "late-policy.toml")
     return {"late_policy": load_policy(policy), "submitted": {student: gradescope_time(meta.path)}}
+
+
+def write_policy(settings: dict[str, Any], dates: dict[str, str], path: Path) -> Path:
+    """The instructor's rule with these due dates (Gradescope's: they replace the rule's own), as the TOML file
+    ``grader.late.load_policy`` reads; ``python -m grader release`` reads one so before it builds."""
+    from .kit import toml_text
+
+    text = toml_text({k: v for k, v in settings.items() if k not in ("due", "no_credit_after")})
+    path.write_text(text + "".join(f"{k} = {v}\n" for k, v in dates.items()), encoding="utf-8")
+    return path
 
 
 def grade_upload(root: Path, config: dict[str, Any], work: Path) -> dict[str, Any]:

@@ -181,8 +181,8 @@ def kit_readme(repo: Path) -> str:
         named = ", ".join(f"{s.number} `{s.name}`" for s in later)
         sentence = (
             f"The other {len(later)} ({named}; {sum(s.points for s in later):g} points) are scored by your course's "
-            "grader, which holds what they compare against: this grader says so, and their results are shown "
-            "after the due date."
+            "grader, which holds what they compare against. This grader lists each of them as 'shown after the due "
+            "date' and scores none of them; your course shows their results after the due date."
         )
     values = {
         "VISIBLE_COUNT": str(len(visible)),

@@ -242,26 +242,29 @@ class Gradebook:
             raise UsageError(f"{path} is a folder, not a gradebook database file.")
         if not path.exists() and not create:
             raise UsageError(f"there is no gradebook at {path}: grade first (python -m grader --out {path.parent}).")
-        _refuse_foreign(path)
+        instead = "choose another --out" if create else "give another gradebook"  # what to do about a bad file
+        _refuse_foreign(path, f"move it away or {instead}" if create else instead)
         try:
             conn = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise UsageError(f"cannot open the gradebook {path}: {exc}.") from None
         book = cls(path, conn)
         try:
-            book._check_or_create()
+            book._check_or_create(instead)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise UsageError(
                 f"{path} is damaged and cannot be read as a gradebook ({exc}). It was left as it is; restore it "
-                "from a backup (a merge of the shard databases rebuilds a class), or choose another --out."
+                f"from a backup (a merge of the shard databases rebuilds a class), or {instead}."
             ) from None
         except UsageError:
             conn.close()
             raise
         return book
 
-    def _check_or_create(self) -> None:
+    def _check_or_create(self, instead: str) -> None:
+        """Make an empty file a gradebook, or check that it is one this grader reads; ``instead`` says what to
+        do about one it cannot read (choose another --out, or give another gradebook to read)."""
         conn = self.conn
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_SECONDS * 1000)}")
         app, version, tables = self._identity()
@@ -284,18 +287,17 @@ class Gradebook:
             listed = ", ".join(tables[:6]) + (", ..." if len(tables) > 6 else "")
             raise UsageError(
                 f"{self.path} is an SQLite database of another program ({owner}; tables: {listed or 'none'}), "
-                "not a gradebook of this grader. It was left as it is; choose another --out."
+                f"not a gradebook of this grader. It was left as it is; {instead}."
             )
         if version > SCHEMA_VERSION:
             raise UsageError(
                 f"{self.path} was written by a newer grader (gradebook schema {version}; this grader reads schema "
-                f"{SCHEMA_VERSION}). It was left as it is: upgrade the grader to read it, or choose another --out."
+                f"{SCHEMA_VERSION}). It was left as it is: upgrade the grader to read it, or {instead}."
             )
         if version < SCHEMA_VERSION:
             raise UsageError(
                 f"{self.path} was written by an older grader (gradebook schema {version}), which this grader cannot "
-                f"migrate to schema {SCHEMA_VERSION}. It was left as it is; grade with that grader, or choose "
-                "another --out."
+                f"migrate to schema {SCHEMA_VERSION}. It was left as it is; grade with that grader, or {instead}."
             )
         check = conn.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
@@ -591,8 +593,9 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";\n") if s.strip()]
 
 
-def _refuse_foreign(path: Path) -> None:
-    """A file that does not start with SQLite's header is not a gradebook: refuse it before SQLite touches it."""
+def _refuse_foreign(path: Path, remedy: str) -> None:
+    """A file that does not start with SQLite's header is not a gradebook: refuse it before SQLite touches it,
+    saying what to do (``remedy``: move it away, or choose another --out; give another, for a file only read)."""
     if not path.is_file():
         return
     try:
@@ -603,5 +606,5 @@ def _refuse_foreign(path: Path) -> None:
     if head and head != SQLITE_HEADER:
         raise UsageError(
             f"{path} is not an SQLite database (it starts with {head[:12]!r}), so it is not a gradebook of this "
-            "grader. It was left as it is; move it away or choose another --out."
+            f"grader. It was left as it is; {remedy}."
         )

@@ -65,8 +65,8 @@ def shown_line(r: StudentResult, held: list[CheckResult]) -> str:
 
 
 def written_line(r: StudentResult) -> str:
-    """``Written work: 10 / 40 recorded, 3 items awaiting review``."""
-    pending = len(r.pending)
+    """``Written work: 10 / 40 recorded, 3 items awaiting review`` (items of written work, not checks)."""
+    pending = len(r.written_pending)
     waiting = f", {pending} item{'s' if pending != 1 else ''} awaiting review" if pending else ""
     return f"Written work: {fmt(r.written_score)} / {fmt(r.written_max)} recorded{waiting}"
 

@@ -84,7 +84,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="the assignment's column in Canvas (default: Lesson 1.2)",
     )
-    p.add_argument("--score", choices=sorted(SCORES), default="final", help="which score to export (default: final)")
+    p.add_argument(
+        "--score",
+        choices=sorted(SCORES),
+        default="final",
+        help="final: the total after any late penalty (default); total: automatic plus written points recorded; "
+        "auto: the automatic checks alone, out of 100",
+    )
     return p
 
 

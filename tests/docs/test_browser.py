@@ -3,8 +3,9 @@
 Every ``.html`` file of each edition is opened (``_static/`` aside: MathJax's and the theme's own
 files), and the pages an edition must have are added to the list, so a missing one fails too. For
 each page: MathJax (the copy shipped with the site) typeset every formula without error, every
-image loaded, every font loaded, the console shows no error, and nothing but local files was
-requested. A screenshot of each page lands in docs/_build/screenshots/<edition>/ as an artifact.
+image loaded, every font loaded, no table is wider than the page, the console shows no error, and
+nothing but local files was requested. A screenshot of each page lands in
+docs/_build/screenshots/<edition>/ as an artifact.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ return {
   texErrors: Array.from(document.querySelectorAll('mjx-merror')).map(m => m.textContent.slice(0, 60)),
   images: Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]),
   fonts: Array.from(document.fonts).filter(f => f.status === 'error').map(f => f.family),
+  wide: Array.from(document.querySelectorAll('.table-wrapper')).filter(w => w.scrollWidth > w.clientWidth + 1)
+    .map(w => `${(w.querySelector('table') || w).className}: ${w.scrollWidth} px in ${w.clientWidth}`),
 };
 """
 
@@ -109,6 +112,8 @@ def check_page(browser: webdriver.Chrome, site: Path, path: str) -> None:
     broken = [src for src, loaded in report["images"] if not loaded]
     assert not broken, f"{edition}/{path}: images that did not load: {broken}"
     assert not report["fonts"], f"{edition}/{path}: fonts that failed to load: {report['fonts']}"
+    # A table wider than the page scrolls sideways, and its last columns (the points) are out of sight.
+    assert not report["wide"], f"{edition}/{path}: tables wider than the page at 1280 px: {report['wide']}"
     errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, f"{edition}/{path}: console errors: {errors}"
     remote = [url for url in requested_urls(browser) if not url.startswith(LOCAL_SCHEMES)]

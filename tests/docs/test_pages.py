@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import re
+from html import unescape
 from pathlib import Path
 
 from docs_site import DOCS, lesson_sources
+from lesson_editions import strip_solutions
 from lesson_offline import REMOTE_RESOURCE
 
 import grader
@@ -19,15 +22,32 @@ def page(site: Path, source: Path) -> str:
     return (site / "auto_examples" / f"{source.stem}.html").read_text(encoding="utf-8")
 
 
+def runs_code(source: Path, edition: str) -> bool:
+    """Whether the edition's copy of ``source`` does more than import. The student copy of 06_diagram is imports
+    and placeholders (its code is all answer): it runs in well under the footer's millisecond, so its
+    "0 minutes 0.000 seconds" says nothing about whether it ran."""
+    text = source.read_text(encoding="utf-8")
+    if edition == "student":
+        text = strip_solutions(text, source.suffix, str(source))
+    body = ast.parse(text).body
+    return any(
+        not isinstance(node, ast.Import | ast.ImportFrom)
+        and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+        for node in body
+    )
+
+
 def test_every_lesson_page_ran(site: Path) -> None:
     """pytorch/tutorials' check: a page that never ran reports 0 minutes 0.000 seconds."""
     assert len(lesson_sources()) == 12, "the task sheet's ten pages, Kimi-K2's changes and the training page"
+    assert all(runs_code(source, "instructor") for source in lesson_sources()), "every page computes something"
     for source in lesson_sources():
         html = page(site, source)
         times = _RUN_TIME.findall(html)
         assert times, f"{source.name}: no running time on the built page (did sphinx-gallery run it?)"
-        assert "0 minutes 0.000 seconds" not in html, f"{source.name} reports 0 minutes 0.000 seconds: it never ran"
-        assert float(times[0][1]) > 0 or int(times[0][0]) > 0
+        if runs_code(source, site.name):
+            assert "0 minutes 0.000 seconds" not in html, f"{source.name} reports 0 minutes 0.000 seconds: never ran"
+            assert float(times[0][1]) > 0 or int(times[0][0]) > 0
 
 
 def test_every_figure_is_computed_at_build_time(site: Path) -> None:
@@ -101,6 +121,17 @@ def test_written_work_table_matches_the_grader(site: Path) -> None:
     assert float(total) == sum(item["points"] for item in expected)
 
 
+def test_no_cell_marker_is_shown_as_text(site: Path) -> None:
+    """A ``# %%`` right after a text block, with no code between, does not start a block: sphinx-gallery reads it
+    as one more comment line of the text before it, and the page shows "%%" (02_rope did, above an answer)."""
+    shown = [
+        f"{source.name}: {match.group(0)!r}"
+        for source in lesson_sources()
+        for match in re.finditer(r"<p>\s*%%[^<]{0,40}", page(site, source))
+    ]
+    assert not shown, "write the two text blocks as one, or put code between them:\n" + "\n".join(shown)
+
+
 def test_no_page_loads_scripts_or_styles_from_the_network(site: Path) -> None:
     """sphinx-gallery's timing pages load jQuery and DataTables from CDNs; docs/_ext/lesson_offline.py drops that."""
     remote = [
@@ -139,3 +170,6 @@ def test_training_page_is_reproducible(instructor_site: Path, student_site: Path
     text = "\n".join(instructor)
     for verdict in ("Without balancing, routing", "With the bias update", "With the auxiliary loss", "Post-norm"):
         assert verdict in text, f"the training page never printed its sentence starting {verdict!r}"
+    # Its findings are sentences: printed on one line each, they ran off the output block, behind a sideways scroll.
+    long = [line for line in unescape(re.sub(r"<[^>]+>", "", text)).splitlines() if len(line) > 88]
+    assert not long, "lines wider than an output block (print them with say()):\n" + "\n".join(long)
