@@ -142,8 +142,9 @@ def test_a_full_marks_upload_in_a_top_folder_is_found_and_graded(archive, python
         "Graded for Ada Lovelace. Graded the files of my-work/ in your upload. Automatic checks: 76 / 76 shown now "
         "(24 more points later)."
     )
-    assert "REDUCED: bubblewrap failed" in data["output"]
-    assert "world-readable files, as a uid of its own," in data["output"]
+    assert "Isolation" not in data["output"]  # what the sandbox lets code do is for staff (extra_data) only
+    assert "REDUCED: bubblewrap failed" in data["extra_data"]["isolation"]
+    assert "world-readable files, as a uid of its own," in data["extra_data"]["isolation"]
     assert data["extra_data"] | {"isolation": ""} == {
         "student": "Ada-Lovelace",
         "seed": 4242,  # Gradescope's submission id: a regrade draws the same inputs

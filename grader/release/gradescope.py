@@ -187,7 +187,8 @@ def grade_upload(root: Path, config: dict[str, Any], work: Path) -> dict[str, An
     print(f"gradescope: grading {folder} as {student!r} (seed {meta.submission_id})", flush=True)
     extra = late_policy(config.get("late"), meta, student, work)
     (result,) = grade([staged], seed=meta.submission_id, docs_url=config.get("docs_url"), **extra)
-    data = results_json(result, result.run_seed)
+    data = results_json(result, result.run_seed, show_isolation=False)
+    print(f"gradescope: isolation: {result.isolation}", flush=True)  # stdout: instructors only
     said = [f"Graded for {', '.join(meta.names)}." if meta.names else ""]
     if folder != root / "submission":
         said.append(f"Graded the files of {folder.relative_to(root / 'submission')}/ in your upload.")

@@ -128,9 +128,13 @@ def feedback_md(r: StudentResult, seed: int, visibility: dict[str, str] | None =
     return "\n".join(lines).rstrip() + "\n"
 
 
-def results_json(r: StudentResult, seed: int, visibility: dict[str, str] | None = None) -> dict[str, Any]:
+def results_json(
+    r: StudentResult, seed: int, visibility: dict[str, str] | None = None, show_isolation: bool = True
+) -> dict[str, Any]:
     """Gradescope's results.json: the total as ``score``, one test per check (with its visibility, which
-    Gradescope enforces) and per written item; the overall output counts only the checks shown at once."""
+    Gradescope enforces) and per written item; the overall output counts only the checks shown at once.
+    ``show_isolation=False`` leaves the sandbox's isolation out of the output a learner reads (it stays in
+    ``extra_data``, which only staff see): where the sandbox is weaker would tell a learner what to try."""
     visibility = visibilities(visibility)
     tests: list[dict[str, Any]] = []
     for c in r.checks:
@@ -152,7 +156,8 @@ def results_json(r: StudentResult, seed: int, visibility: dict[str, str] | None 
         "score": round(r.final, 4) if r.late is not None else r.total,
         "execution_time": round(r.seconds, 3),
         "output": (
-            f"{shown_line(r, withheld(r, visibility, False))}. {written_line(r)}.{late} Isolation: {r.isolation}."
+            f"{shown_line(r, withheld(r, visibility, False))}. {written_line(r)}.{late}"
+            + (f" Isolation: {r.isolation}." if show_isolation else "")
         ),
         "output_format": "md",
         "visibility": "visible",
