@@ -17,6 +17,7 @@ import sqlite3
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any, TextIO
 
 from .errors import GraderError, SandboxUnavailable, UsageError
 from .grading import Batch, grade_batch, prepare
@@ -296,5 +297,36 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+class OutlivesReader:
+    """A text stream that survives its reader: once ``| head`` has read its fill and closed the pipe, what is
+    written goes to ``/dev/null`` and grading goes on, so every submission is still graded and recorded
+    (instead of a ``BrokenPipeError`` traceback halfway through the class)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_null()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_null()
+
+    def _to_null(self) -> None:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, self._stream.fileno())  # the buffered rest, and Python's flush at exit, go nowhere
+        os.close(null)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 if __name__ == "__main__":
+    sys.stdout, sys.stderr = OutlivesReader(sys.stdout), OutlivesReader(sys.stderr)
     sys.exit(main())

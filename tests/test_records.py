@@ -159,6 +159,21 @@ def test_two_graders_writing_one_gradebook_at_once_keep_every_student(tmp_path) 
         assert {row["student"] for row in csv.DictReader(handle)} == {f"s{i}" for i in range(8)}
 
 
+def test_a_reader_that_stops_early_stops_no_grading(tmp_path) -> None:
+    """``python -m grader | head -1``: the pipe closes after the first line; every submission is still graded."""
+    paths = copy_class(tmp_path / "submissions", {f"s{i}": ALICE for i in range(3)})
+    out = tmp_path / "reports"
+    proc = grader_process([*map(str, paths), "--out", str(out), "--seed", str(SEED), "--jobs", "1"], tmp_path)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith("Grading 3 submission(s)")
+    proc.stdout.close()  # what head does once it has its line
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=600) == 0, stderr
+    assert "BrokenPipeError" not in stderr and "Traceback" not in stderr, stderr
+    assert attempts(out / "gradebook.sqlite") == {f"s{i}": 1 for i in range(3)}
+    assert (out / "summary.md").is_file()
+
+
 def test_many_writers_at_once_lose_no_row(tmp_path, single_run) -> None:
     """Processes committing attempts and manual scores to one file as fast as they can, all at the same time."""
     _, out = single_run
