@@ -163,7 +163,8 @@ class Config:
         The sheet gives hidden_size 4096, 30 layers, 32 heads and 8 KV heads and calls them
         DeepSeek-V3's; they are not. 4096 / 30 / 32 are DeepSeek-LLM-7B's, so the two numbers
         the sheet leaves open come from that model too: its vocabulary (102,400 tokens) and its
-        SwiGLU width (11,008). The 8 KV heads (GQA) are borrowed from DeepSeek-LLM-67B.
+        SwiGLU width (11,008). The 8 KV heads (GQA) are borrowed from DeepSeek-LLM-67B (64 query heads
+        sharing 8 key/value heads: the DeepSeek-LLM paper, Table 2).
         """
         return cls(name="lesson (task sheet)")
 
