@@ -19,7 +19,7 @@ import textwrap
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import GraderError, SandboxUnavailable, UsageError
+from .errors import EXIT_FAILED, EXIT_USAGE, GraderError, SandboxUnavailable, UsageError
 from .grading import Batch, grade_batch, prepare
 from .late import SubmissionTime, gradescope_time, load_policy, read_times
 from .reports.files import shown_line, visibilities, withheld
@@ -27,7 +27,7 @@ from .results import RunSummary, StudentResult
 from .scoring import points_table
 from .submission import discover, parse_shard, select_folders
 
-EXIT_FAIL_UNDER, EXIT_USAGE, EXIT_GRADER = 1, 2, 3
+EXIT_FAIL_UNDER = 1
 # The instructor's other commands: name -> the module whose ``main(argv) -> int`` runs it.
 COMMANDS = {
     "similarity": "grader.similarity",
@@ -249,14 +249,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except (GraderError, SandboxUnavailable) as exc:
         print(f"grader: failed: {exc}", file=sys.stderr)
-        return EXIT_GRADER
+        return EXIT_FAILED
     except OSError as exc:
         print(f"grader: failed: cannot write the reports to {args.out}: {exc}", file=sys.stderr)
-        return EXIT_GRADER
+        return EXIT_FAILED
     except sqlite3.Error as exc:  # locked past the busy timeout, a full disk: what was committed stays
         print(f"grader: failed: the gradebook in {args.out} could not be written ({exc}); every submission "
               "committed before is kept, and a rerun grades the rest.", file=sys.stderr)  # fmt: skip
-        return EXIT_GRADER
+        return EXIT_FAILED
     if len(results) == 1:
         show_detail(results[0], args.publish)
     elif results:
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     errors = [f"{r.student}: {e}" for r in results for e in r.grader_errors]
     if errors:
         print("grader: failed: internal errors while scoring:\n  " + "\n  ".join(errors), file=sys.stderr)
-        return EXIT_GRADER
+        return EXIT_FAILED
     if args.fail_under is not None:
         low = [r for r in results if r.score < args.fail_under]
         if low:

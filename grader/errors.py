@@ -12,7 +12,12 @@ from __future__ import annotations
 
 from .sandbox import SandboxUnavailable
 
-__all__ = ["GraderError", "SandboxUnavailable", "UsageError"]
+__all__ = ["EXIT_FAILED", "EXIT_USAGE", "GraderError", "SandboxUnavailable", "UsageError"]
+
+# The exit statuses every ``python -m grader`` command shares (a command's own 1, such as ``--fail-under``
+# not met, is its own): a ``UsageError`` ends in EXIT_USAGE, a ``GraderError`` or ``SandboxUnavailable`` in
+# EXIT_FAILED.
+EXIT_USAGE, EXIT_FAILED = 2, 3
 
 
 class UsageError(Exception):

@@ -27,13 +27,13 @@ import csv
 import sys
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import EXIT_USAGE, UsageError
 from ..results import StudentResult
 from .database import FILENAME, Gradebook
 from .files import csv_text, fmt, replace
 from .gradebook import class_results
 
-EXIT_MISSING, EXIT_USAGE = 1, 2
+EXIT_MISSING = 1
 CANVAS_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 GRADER_COLUMNS = [
     "grader_status",

@@ -16,11 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import EXIT_USAGE, UsageError
 from .database import FILENAME, Gradebook
 from .gradebook import export, open_class
-
-EXIT_USAGE = 2
 
 
 def parser() -> argparse.ArgumentParser:

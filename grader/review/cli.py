@@ -18,10 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import EXIT_FAILED, EXIT_USAGE, UsageError
 from ..reports import FILENAME, Gradebook
 
-EXIT_USAGE, EXIT_FAILED = 2, 3
 PROG = "python -m grader review"
 
 

@@ -13,13 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import EXIT_FAILED, EXIT_USAGE, UsageError
 from ..submission import CODE_FILES
 from .records import write_reports
 from .settings import DEFAULT_ROOT, DEFAULT_TEMPLATE, MIN_OVERLAP, NOISE_TOKENS, THRESHOLD
 from .texts import gather
 
-EXIT_USAGE, EXIT_FAILED = 2, 3
 PROG = "python -m grader similarity"
 
 
